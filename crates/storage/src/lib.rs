@@ -1,0 +1,33 @@
+//! twinmq's shared storage core: one way to write, flush and recover a file of entries, and the
+//! two layouts the broker models put on top of it.
+//!
+//! - The **Kafka layout** ([`Log`]): one segmented log per partition, each segment a data file
+//!   with a sparse offset index and time index, rolled by size and age, trimmed by retention,
+//!   truncated for follower divergence and compacted by key.
+//! - The **RocketMQ layout** ([`CommitLog`]): one log of fixed-size preallocated files shared by
+//!   every topic-queue of a broker; a dispatcher builds each queue's [`ConsumeQueue`] and the
+//!   key [`IndexFile`] from it.
+//!
+//! ## Durability protocol (both layouts)
+//!
+//! 1. A new file is created, preallocated if the layout wants it, synced, and its directory
+//!    synced, before anything is appended to it.
+//! 2. An append writes one or more framed entries ([`entry`]) at the written position.
+//! 3. The flush policy syncs the active file: at once for the waiting appenders (group commit)
+//!    or in the background. An append is durable when a sync covering it returns.
+//! 4. Before appending to a new file, the previous one is sealed and synced, so the data never
+//!    has a hole: everything before a durable byte is durable.
+//! 5. Indexes, consume queues and checkpoints are derived data: rebuilt on open from the log
+//!    past the last point known to be durable.
+
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod flush;
+pub mod segment;
+
+pub use config::{CommitLogConfig, FlushPolicy, LogConfig};
+pub use entry::{Entry, NewEntry};
+pub use error::{Result, StorageError};
+pub use flush::{DurableWatermark, FlushPlan, FlushSignal, Flushable, run_flusher};
+pub use segment::Segment;

@@ -60,7 +60,7 @@ pub trait Fs: Clone + Send + Sync + 'static {
 }
 
 /// An open file with positioned reads and writes. Shared between tasks behind an `Arc`.
-pub trait File: Send + Sync + 'static {
+pub trait File: std::fmt::Debug + Send + Sync + 'static {
     /// Reads exactly `len` bytes at `offset`; `UnexpectedEof` if the file is shorter.
     ///
     /// The real file system serves this from a memory map without copying.

@@ -1,1 +1,9 @@
+//! twinmq's deterministic simulations, run on turmoil through the runtime's `SimEnv`.
+//!
+//! Every run is a pure function of its seed: the same seed gives the same event trace, byte for
+//! byte, and so the same [`trace::TraceHash`]. Today the harness drives the storage core alone
+//! through crashes and torn writes ([`storage_crash`]); whole clusters of both broker models
+//! come next.
 
+// pub mod storage_crash; (lands with the layouts)
+pub mod trace;

@@ -21,6 +21,7 @@
 //!    past the last point known to be durable.
 
 pub mod config;
+pub mod dump;
 pub mod entry;
 pub mod error;
 pub mod flush;

@@ -68,6 +68,7 @@ impl Fs for RealFs {
         std::fs::File::open(path)?.sync_all()
     }
 
+    #[expect(clippy::manual_async_fn, reason = "the future must not borrow self: it is 'static")]
     fn sync_data_async(
         &self,
         file: Arc<RealFile>,

@@ -70,6 +70,7 @@ impl Fs for SimFs {
         simfs::sync_dir(path)
     }
 
+    #[expect(clippy::manual_async_fn, reason = "the future must not borrow self: it is 'static")]
     fn sync_data_async(
         &self,
         file: Arc<SimFile>,

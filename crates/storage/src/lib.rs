@@ -20,15 +20,27 @@
 //! 5. Indexes, consume queues and checkpoints are derived data: rebuilt on open from the log
 //!    past the last point known to be durable.
 
+pub mod cleaner;
 pub mod config;
 pub mod dump;
 pub mod entry;
 pub mod error;
 pub mod flush;
+pub mod log;
+mod log_recovery;
+pub mod log_segment;
+pub mod offset_index;
+pub mod retention;
 pub mod segment;
+pub mod sparse_index;
+pub mod time_index;
 
 pub use config::{CommitLogConfig, FlushPolicy, LogConfig};
 pub use entry::{Entry, NewEntry};
 pub use error::{Result, StorageError};
 pub use flush::{DurableWatermark, FlushPlan, FlushSignal, Flushable, run_flusher};
+pub use log::{Appended, Log, LogRecovery};
+pub use log_segment::LogSegment;
+pub use offset_index::OffsetIndex;
 pub use segment::Segment;
+pub use time_index::TimeIndex;

@@ -5,5 +5,5 @@
 //! through crashes and torn writes ([`storage_crash`]); whole clusters of both broker models
 //! come next.
 
-// pub mod storage_crash; (lands with the layouts)
+pub mod storage_crash;
 pub mod trace;

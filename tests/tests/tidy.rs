@@ -16,6 +16,10 @@ fn banned() -> Vec<(String, &'static str)> {
         (["rand", "::rng()"].concat(), "use the Rng seam"),
         (["std::thread", "::spawn"].concat(), "no threads outside the runtime"),
         (["spawn", "_blocking"].concat(), "no blocking pool outside the runtime"),
+        (
+            ["sync", "::watch"].concat(),
+            "watch wakes waiters in an unseeded random order; use Notify",
+        ),
         (["dbg", "!("].concat(), "no debugging leftovers"),
         (["todo", "!("].concat(), "no unfinished code"),
         (["unimplemented", "!("].concat(), "no unfinished code"),

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use twinmq_runtime::Fs;
 
 use crate::config::FlushPolicy;
@@ -45,9 +45,19 @@ pub struct FlushPlan<File> {
 }
 
 /// How far a log is durable, and a way to wait until it is durable far enough.
+///
+/// Built on a mutex and a `Notify` rather than `tokio::sync::watch`: watch spreads its waiters
+/// over shards picked by tokio's unseeded random number generator, so the order in which it
+/// wakes them differs between two simulated runs of one seed. `Notify` wakes in arrival order.
 #[derive(Debug, Clone)]
 pub struct DurableWatermark {
-    sender: Arc<watch::Sender<Durable>>,
+    inner: Arc<WatermarkState>,
+}
+
+#[derive(Debug)]
+struct WatermarkState {
+    durable: Mutex<Durable>,
+    changed: Notify,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,17 +69,22 @@ struct Durable {
 impl DurableWatermark {
     /// A watermark at `position`.
     pub fn new(position: u64) -> Self {
-        Self { sender: Arc::new(watch::Sender::new(Durable { position, failure: None })) }
+        Self {
+            inner: Arc::new(WatermarkState {
+                durable: Mutex::new(Durable { position, failure: None }),
+                changed: Notify::new(),
+            }),
+        }
     }
 
     /// The durable position.
     pub fn position(&self) -> u64 {
-        self.sender.borrow().position
+        self.update(|_| false).position
     }
 
     /// Moves the watermark forward to `position` (never back) and wakes the waiters it passes.
     pub fn advance(&self, position: u64) {
-        self.sender.send_if_modified(|durable| {
+        self.update(|durable| {
             let moved = position > durable.position;
             durable.position = durable.position.max(position);
             moved
@@ -78,27 +93,50 @@ impl DurableWatermark {
 
     /// Sets the watermark to `position`, possibly backwards (after a truncation).
     pub fn reset(&self, position: u64) {
-        self.sender.send_modify(|durable| durable.position = position);
+        self.update(|durable| {
+            durable.position = position;
+            true
+        });
     }
 
     /// Marks the log failed: every waiter, now and later, gets an error.
     pub fn fail(&self, reason: String) {
-        self.sender.send_modify(|durable| durable.failure = Some(reason));
+        self.update(|durable| {
+            durable.failure = Some(reason);
+            true
+        });
     }
 
     /// Waits until `position` is durable.
     pub async fn wait_for(&self, position: u64) -> Result<()> {
-        let mut receiver = self.sender.subscribe();
-        let durable = receiver
-            .wait_for(|durable| durable.position >= position || durable.failure.is_some())
-            .await
-            .map_err(|_| StorageError::Refused("the log was closed".into()))?;
-        match &durable.failure {
-            Some(reason) if durable.position < position => {
-                Err(StorageError::Refused(format!("flush failed: {reason}")))
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let durable = self.update(|_| false);
+            if durable.position >= position {
+                return Ok(());
             }
-            _ => Ok(()),
+            if let Some(reason) = durable.failure {
+                return Err(StorageError::Refused(format!("flush failed: {reason}")));
+            }
+            notified.await;
         }
+    }
+
+    /// Applies `change` under the lock; wakes every waiter when it reports a change.
+    fn update(&self, change: impl FnOnce(&mut Durable) -> bool) -> Durable {
+        let mut durable = match self.inner.durable.lock() {
+            Ok(durable) => durable,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let changed = change(&mut durable);
+        let snapshot = durable.clone();
+        drop(durable);
+        if changed {
+            self.inner.changed.notify_waiters();
+        }
+        snapshot
     }
 }
 

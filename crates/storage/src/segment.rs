@@ -260,6 +260,10 @@ impl<F: Fs> Segment<F> {
             self.file.set_len(self.position_written).at(&self.path)?;
             self.capacity_bytes = self.position_written;
             self.preallocated = false;
+            // The new length must be durable even when every byte already is: a sealed segment
+            // is trusted to end at its file length.
+            self.file.sync_data().at(&self.path)?;
+            self.position_flushed = self.position_written;
         }
         self.sync()
     }

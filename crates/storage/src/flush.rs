@@ -46,7 +46,7 @@ pub struct FlushPlan<File> {
 
 /// How far a log is durable, and a way to wait until it is durable far enough.
 ///
-/// Built on a mutex and a `Notify` rather than `tokio::sync::watch`: watch spreads its waiters
+/// Built on a mutex and a `Notify` rather than tokio's watch channel, which spreads its waiters
 /// over shards picked by tokio's unseeded random number generator, so the order in which it
 /// wakes them differs between two simulated runs of one seed. `Notify` wakes in arrival order.
 #[derive(Debug, Clone)]

@@ -20,27 +20,42 @@
 //! 5. Indexes, consume queues and checkpoints are derived data: rebuilt on open from the log
 //!    past the last point known to be durable.
 
+pub mod checkpoint;
 pub mod cleaner;
+pub mod commit_log;
 pub mod config;
+pub mod consume_queue;
+pub mod dispatcher;
 pub mod dump;
 pub mod entry;
 pub mod error;
 pub mod flush;
+pub mod index_file;
 pub mod log;
 mod log_recovery;
 pub mod log_segment;
+pub mod message;
+pub mod message_store;
 pub mod offset_index;
 pub mod retention;
 pub mod segment;
 pub mod sparse_index;
+mod store_recovery;
 pub mod time_index;
 
+pub use checkpoint::StoreCheckpoint;
+pub use commit_log::{AppendedMessage, CommitLog};
 pub use config::{CommitLogConfig, FlushPolicy, LogConfig};
+pub use consume_queue::ConsumeQueue;
+pub use dispatcher::Dispatcher;
 pub use entry::{Entry, NewEntry};
 pub use error::{Result, StorageError};
 pub use flush::{DurableWatermark, FlushPlan, FlushSignal, Flushable, run_flusher};
+pub use index_file::IndexFile;
 pub use log::{Appended, Log, LogRecovery};
 pub use log_segment::LogSegment;
+pub use message::{NewMessage, StoredMessage};
+pub use message_store::{GetMessageResult, GetMessageStatus, MessageStore, StoreRecovery};
 pub use offset_index::OffsetIndex;
 pub use segment::Segment;
 pub use time_index::TimeIndex;

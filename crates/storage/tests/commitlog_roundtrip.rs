@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use store_common::*;
 
-type Batch = Vec<(String, u32, u64, Option<Vec<u8>>, Vec<u8>)>;
+type Batch = Vec<Put>;
 
 fn batch() -> impl Strategy<Value = Batch> {
     proptest::collection::vec(

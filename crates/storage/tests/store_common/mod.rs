@@ -62,12 +62,11 @@ pub fn open(dir: &Path, config: &CommitLogConfig) -> (MessageStore<RealFs>, Stor
         .expect("store opens")
 }
 
+/// A message to put: topic, queue id, tag hash, keys, body.
+pub type Put = (String, u32, u64, Option<Vec<u8>>, Vec<u8>);
+
 /// Puts a batch into the store and the model.
-pub fn put(
-    store: &mut MessageStore<RealFs>,
-    model: &mut Vec<ModelMessage>,
-    batch: &[(String, u32, u64, Option<Vec<u8>>, Vec<u8>)],
-) {
+pub fn put(store: &mut MessageStore<RealFs>, model: &mut Vec<ModelMessage>, batch: &[Put]) {
     let messages: Vec<NewMessage<'_>> = batch
         .iter()
         .map(|(topic, queue_id, tag_hash, keys, body)| NewMessage {

@@ -90,6 +90,7 @@ pub fn run(config: &StorageCrashConfig) -> Result<StorageCrashOutcome, String> {
     match config.layout {
         Layout::Log => run_with::<subjects::LogSubject>(config),
         Layout::LogAckedBeforeSync => run_with::<subjects::LogAckedBeforeSyncSubject>(config),
+        Layout::CommitLog => run_with::<subjects::StoreSubject>(config),
     }
 }
 

@@ -96,20 +96,23 @@ pub struct IndexFile<F: Fs> {
 impl<F: Fs> IndexFile<F> {
     /// Opens the index in `dir`. After an unclean shutdown the newest file may hold torn
     /// entries, slots or header (none of it was synced since the last checkpoint): like
-    /// RocketMQ, it is removed whole. Returns the index and the physical offset from which
-    /// messages must be indexed again, if any.
+    /// RocketMQ, it is removed whole. Entries of messages the CommitLog lost (at or past
+    /// `commitlog_end`) may remain in older files: they stay, harmless, because lookups verify
+    /// every candidate, and indexing resumes at `commitlog_end`. Returns the index and the
+    /// physical offset from which messages must be indexed again, if any.
     pub fn open(
         fs: F,
         dir: PathBuf,
         slots: u32,
         entries_max: u32,
         clean_shutdown: bool,
+        commitlog_end: u64,
     ) -> Result<(Self, Option<u64>)> {
         if !fs.exists(&dir) {
             fs.create_dir_all(&dir).at(&dir)?;
             sync_parent(&fs, &dir)?;
         }
-        let mut parts = Vec::new();
+        let mut parts: Vec<Part<F>> = Vec::new();
         let mut reindex_from: Option<u64> = None;
         let mut removed = false;
         for path in fs.read_dir(&dir).at(&dir)? {
@@ -159,12 +162,24 @@ impl<F: Fs> IndexFile<F> {
             // No index at all (new store, or its files were lost): index everything there is.
             reindex_from = Some(0);
         }
+        // Messages at or past the CommitLog's end were lost (or never written): a file that
+        // claims to index them is corrected, durably, so a later open does not trust the claim
+        // once new messages have filled that range.
+        let end_claim_max = i64::try_from(commitlog_end).unwrap_or(i64::MAX) - 1;
+        for part in parts.iter_mut() {
+            if part.header.end_physical_offset > end_claim_max {
+                part.header.end_physical_offset = end_claim_max;
+                part.file.write_all_at(0, &part.header.encode()).at(&part.path)?;
+                part.file.sync_data().at(&part.path)?;
+            }
+        }
         let indexed_end = parts
             .iter()
             .filter(|p| p.header.index_count > 1)
             .map(|p| u64::try_from(p.header.end_physical_offset).unwrap_or(0) + 1)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(commitlog_end);
         let mut index = Self { fs, dir, slots, entries_max, parts, indexed_end };
         if index.parts.is_empty() {
             index.add_part()?;

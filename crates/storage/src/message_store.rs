@@ -245,7 +245,12 @@ impl<F: Fs> MessageStore<F> {
             if found.len() >= count_max {
                 break;
             }
-            let message = self.commit_log.read_message(physical_offset)?;
+            // A candidate may be stale: the entry of a message a crash took from the CommitLog,
+            // whose place a later message now covers. Only a message that starts there counts.
+            let message = match self.commit_log.read_message(physical_offset) {
+                Ok(message) if message.physical_offset == physical_offset => message,
+                _ => continue,
+            };
             let in_range =
                 message.store_timestamp_ms >= begin_ms && message.store_timestamp_ms <= end_ms;
             if message.topic == topic && message.has_key(key) && in_range {
@@ -263,6 +268,8 @@ impl<F: Fs> MessageStore<F> {
     /// Syncs the consume queues and the index, then records that everything dispatched so far
     /// need not be dispatched again.
     pub fn checkpoint(&mut self) -> Result<StoreCheckpoint> {
+        // The CommitLog first: a checkpoint never claims messages a crash could still take.
+        self.commit_log.flush()?;
         let dispatched = self.commit_log.max_physical_offset();
         self.dispatcher.sync()?;
         let checkpoint = StoreCheckpoint {

@@ -61,6 +61,7 @@ pub(crate) fn open<F: Fs>(
         config.index_slots,
         config.index_entries_max,
         recovery.clean_shutdown,
+        commitlog_end,
     )?;
     let checkpoint = StoreCheckpoint::read(&fs, &dir);
     let mut dispatch_from =

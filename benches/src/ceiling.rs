@@ -10,7 +10,7 @@ use std::path::Path;
 pub enum CeilingSync {
     /// Never during the loop (the page cache absorbs it, like an async flush between intervals).
     Never,
-    /// After every `records` writes (a group commit of that many appends).
+    /// After every `records` writes (a group commit of that many appends), and at the end.
     EveryRecords(u64),
 }
 

@@ -2,3 +2,4 @@
 //! criterion benches in `benches/benches/` (and, later, the load generator and reports).
 
 pub mod ceiling;
+pub mod workload;

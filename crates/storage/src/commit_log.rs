@@ -23,6 +23,7 @@ use crate::entry::{self, ENTRY_HEADER_BYTES};
 use crate::error::{Result, StorageError};
 use crate::flush::{DurableWatermark, FlushPlan, Flushable};
 use crate::message::{NewMessage, StoredMessage};
+use crate::queue_map::QueueMap;
 use crate::segment::{Segment, file_name};
 
 /// Where a message landed.
@@ -48,7 +49,7 @@ pub struct CommitLog<F: Fs> {
     pub(crate) dir: PathBuf,
     pub(crate) config: CommitLogConfig,
     pub(crate) files: BTreeMap<u64, Segment<F>>,
-    pub(crate) topic_queue_table: BTreeMap<(String, u32), u64>,
+    pub(crate) topic_queue_table: QueueMap<u64>,
     flushed: u64,
     unflushed_bytes: u64,
     watermark: DurableWatermark,
@@ -72,7 +73,7 @@ impl<F: Fs> CommitLog<F> {
             dir,
             config,
             files,
-            topic_queue_table: BTreeMap::new(),
+            topic_queue_table: QueueMap::default(),
             flushed: 0,
             unflushed_bytes: 0,
             watermark: DurableWatermark::new(0),
@@ -126,8 +127,8 @@ impl<F: Fs> CommitLog<F> {
                 batch_start = self.active_end();
             }
             let physical_offset = batch_start + self.buffer.len() as u64;
-            let queue_key = (message.topic.to_owned(), message.queue_id);
-            let queue_offset = self.topic_queue_table.get(&queue_key).copied().unwrap_or(0);
+            let queue_offset =
+                self.topic_queue_table.get(message.topic, message.queue_id).copied().unwrap_or(0);
             let mut scratch = std::mem::take(&mut self.scratch);
             message.encode_into(
                 physical_offset,
@@ -137,7 +138,10 @@ impl<F: Fs> CommitLog<F> {
                 &mut self.buffer,
             );
             self.scratch = scratch;
-            self.topic_queue_table.insert(queue_key, queue_offset + 1);
+            match self.topic_queue_table.get_mut(message.topic, message.queue_id) {
+                Some(next) => *next = queue_offset + 1,
+                None => self.topic_queue_table.insert(message.topic, message.queue_id, 1),
+            }
             appended.push(AppendedMessage {
                 physical_offset,
                 queue_offset,

@@ -9,7 +9,9 @@
 //!
 //! ## Crash contract
 //!
-//! Derived data: written through on dispatch, synced only by a store checkpoint. On open, the
+//! Derived data: buffered on dispatch ([`PENDING_BYTES_MAX`] at a time, so a small message costs
+//! no write of its own), written and synced by a store checkpoint — new files and
+//! directories too: creating a queue costs no fsync, the next checkpoint makes it durable. On open, the
 //! entries after the last one that is whole and points below the CommitLog's valid end are
 //! zeroed, and re-dispatch from the checkpoint rebuilds what is missing.
 
@@ -24,6 +26,9 @@ use crate::segment::{file_name, parse_file_name, sync_parent};
 
 /// Bytes of one consume queue entry (RocketMQ `CQ_STORE_UNIT_SIZE`).
 pub const CONSUME_QUEUE_ENTRY_BYTES: u64 = 20;
+
+/// Bytes of dispatched entries a queue buffers before it writes them to its file.
+pub const PENDING_BYTES_MAX: usize = 4096;
 
 /// One consume queue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,9 @@ pub struct ConsumeQueue<F: Fs> {
     entries_per_file: u64,
     files: BTreeMap<u64, Arc<F::File>>,
     dirty: BTreeMap<u64, ()>,
+    unsynced_dirs: UnsyncedDirs,
+    pending: Vec<u8>,
+    pending_start: u64,
     min_offset: u64,
     max_offset: u64,
     last_commitlog_offset: Option<u64>,
@@ -76,12 +84,10 @@ impl<F: Fs> ConsumeQueue<F> {
         entries_per_file: u64,
         commitlog_end: u64,
     ) -> Result<(Self, u64)> {
+        let mut unsynced_dirs = UnsyncedDirs::None;
         if !fs.exists(&dir) {
             fs.create_dir_all(&dir).at(&dir)?;
-            sync_parent(&fs, &dir)?;
-            if let Some(topic_dir) = dir.parent() {
-                sync_parent(&fs, topic_dir)?;
-            }
+            unsynced_dirs = UnsyncedDirs::QueueAndParents;
         }
         let file_bytes = entries_per_file * CONSUME_QUEUE_ENTRY_BYTES;
         let mut files = BTreeMap::new();
@@ -105,6 +111,9 @@ impl<F: Fs> ConsumeQueue<F> {
             entries_per_file,
             files,
             dirty: BTreeMap::new(),
+            unsynced_dirs,
+            pending: Vec::new(),
+            pending_start: min_offset,
             min_offset,
             max_offset: min_offset,
             last_commitlog_offset: None,
@@ -139,6 +148,7 @@ impl<F: Fs> ConsumeQueue<F> {
         }
         let cut = self.truncate_from(offset)?;
         self.max_offset = offset;
+        self.pending_start = offset;
         self.last_commitlog_offset = previous;
         Ok(cut)
     }
@@ -159,15 +169,31 @@ impl<F: Fs> ConsumeQueue<F> {
             let path = self.dir.join(file_name(start * CONSUME_QUEUE_ENTRY_BYTES, ""));
             let file = self.fs.open(&path, OpenMode::CreateNew).at(&path)?;
             file.set_len(self.entries_per_file * CONSUME_QUEUE_ENTRY_BYTES).at(&path)?;
-            file.sync_data().at(&path)?;
-            sync_parent(&self.fs, &path)?;
+            self.unsynced_dirs = self.unsynced_dirs.max(UnsyncedDirs::Queue);
             self.files.insert(start, Arc::new(file));
         }
-        let position = (offset - start) * CONSUME_QUEUE_ENTRY_BYTES;
-        self.file_at(start)?.write_all_at(position, &entry.encode()).at(&self.dir)?;
-        self.dirty.insert(start, ());
+        if self.pending_start < start {
+            self.write_pending()?;
+        }
+        self.pending.extend_from_slice(&entry.encode());
         self.max_offset += 1;
         self.last_commitlog_offset = Some(entry.commitlog_offset);
+        if self.pending.len() >= PENDING_BYTES_MAX {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered entries (all in one file) to their file.
+    fn write_pending(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let start = self.pending_start - self.pending_start % self.entries_per_file;
+            let position = (self.pending_start - start) * CONSUME_QUEUE_ENTRY_BYTES;
+            self.file_at(start)?.write_all_at(position, &self.pending).at(&self.dir)?;
+            self.dirty.insert(start, ());
+            self.pending.clear();
+        }
+        self.pending_start = self.max_offset;
         Ok(())
     }
 
@@ -181,8 +207,14 @@ impl<F: Fs> ConsumeQueue<F> {
         if queue_offset < self.min_offset || queue_offset >= self.max_offset || count == 0 {
             return Ok(Vec::new());
         }
+        if queue_offset >= self.pending_start {
+            let from = to_usize((queue_offset - self.pending_start) * CONSUME_QUEUE_ENTRY_BYTES);
+            let bytes = &self.pending[from..];
+            let take = to_usize(count.saturating_mul(CONSUME_QUEUE_ENTRY_BYTES)).min(bytes.len());
+            return Ok(bytes[..take].chunks_exact(20).filter_map(CqEntry::decode).collect());
+        }
         let start = queue_offset - queue_offset % self.entries_per_file;
-        let end = (queue_offset + count).min(self.max_offset).min(start + self.entries_per_file);
+        let end = (queue_offset + count).min(self.pending_start).min(start + self.entries_per_file);
         let bytes = self
             .file_at(start)?
             .read_at(
@@ -203,10 +235,22 @@ impl<F: Fs> ConsumeQueue<F> {
         self.max_offset
     }
 
-    /// Syncs the files written since the last sync (store checkpoint).
+    /// Syncs the files written and the directories changed since the last sync (store
+    /// checkpoint).
     pub fn sync(&mut self) -> Result<()> {
+        self.write_pending()?;
         for start in std::mem::take(&mut self.dirty).into_keys() {
             self.file_at(start)?.sync_data().at(&self.dir)?;
+        }
+        let unsynced = std::mem::replace(&mut self.unsynced_dirs, UnsyncedDirs::None);
+        if unsynced >= UnsyncedDirs::Queue {
+            self.fs.sync_dir(&self.dir).at(&self.dir)?;
+        }
+        if unsynced == UnsyncedDirs::QueueAndParents {
+            sync_parent(&self.fs, &self.dir)?;
+            if let Some(topic_dir) = self.dir.parent() {
+                sync_parent(&self.fs, topic_dir)?;
+            }
         }
         Ok(())
     }
@@ -218,6 +262,7 @@ impl<F: Fs> ConsumeQueue<F> {
 
     /// Zeroes every entry from `offset` on and removes later files; returns how many were cut.
     fn truncate_from(&mut self, offset: u64) -> Result<u64> {
+        self.write_pending()?;
         let mut cut = 0;
         let later: Vec<u64> = self
             .files
@@ -261,6 +306,17 @@ impl<F: Fs> ConsumeQueue<F> {
             ))
         })
     }
+}
+
+/// Which directories hold entries not yet synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum UnsyncedDirs {
+    /// None.
+    None,
+    /// The queue's directory (a file was created in it).
+    Queue,
+    /// The queue's directory and the two above it (the queue itself is new).
+    QueueAndParents,
 }
 
 fn count_written<File: twinmq_runtime::File>(file: &File, entries_per_file: u64) -> Result<u64> {

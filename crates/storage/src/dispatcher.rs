@@ -2,7 +2,6 @@
 //! entries and key index entries. It runs inline after every append, and over the CommitLog's
 //! tail on recovery; both ways it is idempotent, so a message dispatched twice is indexed once.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use twinmq_runtime::Fs;
@@ -10,6 +9,7 @@ use twinmq_runtime::Fs;
 use crate::consume_queue::{ConsumeQueue, CqEntry};
 use crate::error::{Result, StorageError};
 use crate::index_file::IndexFile;
+use crate::queue_map::QueueMap;
 
 /// What the dispatcher needs of a message.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub struct DispatchRequest<'a> {
 #[derive(Debug)]
 pub struct Dispatcher<F: Fs> {
     pub(crate) fs: F,
-    pub(crate) consume_queues: BTreeMap<(String, u32), ConsumeQueue<F>>,
+    pub(crate) consume_queues: QueueMap<ConsumeQueue<F>>,
     pub(crate) index: IndexFile<F>,
     pub(crate) queue_root: std::path::PathBuf,
     pub(crate) entries_per_file: u64,
@@ -45,16 +45,15 @@ pub struct Dispatcher<F: Fs> {
 impl<F: Fs> Dispatcher<F> {
     /// Dispatches one message; skips whatever is already there.
     pub fn dispatch(&mut self, request: &DispatchRequest<'_>, commitlog_end: u64) -> Result<()> {
-        let key = (request.topic.to_owned(), request.queue_id);
-        if !self.consume_queues.contains_key(&key) {
+        if self.consume_queues.get(request.topic, request.queue_id).is_none() {
             let dir = self.queue_dir(request.topic, request.queue_id);
             let (queue, _) =
                 ConsumeQueue::open(self.fs.clone(), dir, self.entries_per_file, commitlog_end)?;
-            self.consume_queues.insert(key.clone(), queue);
+            self.consume_queues.insert(request.topic, request.queue_id, queue);
         }
         let queue = self
             .consume_queues
-            .get_mut(&key)
+            .get_mut(request.topic, request.queue_id)
             .ok_or_else(|| StorageError::Refused("consume queue vanished".into()))?;
         let entry = CqEntry {
             commitlog_offset: request.physical_offset,

@@ -135,7 +135,7 @@ impl<F: Fs> MessageStore<F> {
         bytes_max: u64,
         tag_hashes: Option<&BTreeSet<u64>>,
     ) -> Result<GetMessageResult> {
-        let Some(queue) = self.dispatcher.consume_queues.get(&(topic.to_owned(), queue_id)) else {
+        let Some(queue) = self.dispatcher.consume_queues.get(topic, queue_id) else {
             return Ok(empty(GetMessageStatus::NoMessageInQueue, 0, 0, 0));
         };
         let (min, max) = (queue.min_offset(), queue.max_offset());
@@ -190,24 +190,18 @@ impl<F: Fs> MessageStore<F> {
 
     /// The queue offset the next message of a queue gets (0 for an unknown queue).
     pub fn max_offset_in_queue(&self, topic: &str, queue_id: u32) -> u64 {
-        self.dispatcher
-            .consume_queues
-            .get(&(topic.to_owned(), queue_id))
-            .map_or(0, |q| q.max_offset())
+        self.dispatcher.consume_queues.get(topic, queue_id).map_or(0, |q| q.max_offset())
     }
 
     /// The first queue offset a queue holds.
     pub fn min_offset_in_queue(&self, topic: &str, queue_id: u32) -> u64 {
-        self.dispatcher
-            .consume_queues
-            .get(&(topic.to_owned(), queue_id))
-            .map_or(0, |q| q.min_offset())
+        self.dispatcher.consume_queues.get(topic, queue_id).map_or(0, |q| q.min_offset())
     }
 
     /// The queue offset of the first message stored at or after `timestamp_ms` (RocketMQ
     /// getOffsetInQueueByTime); the queue's end when every message is older.
     pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp_ms: i64) -> Result<u64> {
-        let Some(queue) = self.dispatcher.consume_queues.get(&(topic.to_owned(), queue_id)) else {
+        let Some(queue) = self.dispatcher.consume_queues.get(topic, queue_id) else {
             return Ok(0);
         };
         let (mut low, mut high) = (queue.min_offset(), queue.max_offset());
@@ -306,7 +300,7 @@ impl<F: Fs> MessageStore<F> {
 
     /// Every (topic, queue id) the store holds, sorted.
     pub fn queues(&self) -> Vec<(String, u32)> {
-        self.dispatcher.consume_queues.keys().cloned().collect()
+        self.dispatcher.consume_queues.iter().map(|(t, q, _)| (t.to_owned(), q)).collect()
     }
 
     /// Creates the abort marker that tells the next open whether this one ended cleanly.

@@ -26,6 +26,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::index_file::IndexFile;
 use crate::message::StoredMessage;
 use crate::message_store::{MessageStore, StoreRecovery};
+use crate::queue_map::QueueMap;
 use crate::segment::{ScanEnd, Segment, parse_file_name, sync_parent};
 
 /// Files at the end of the CommitLog that recovery scans (RocketMQ starts at the third last).
@@ -90,11 +91,9 @@ pub(crate) fn open<F: Fs>(
         };
         dispatcher.dispatch(&request, commitlog_end)
     })?;
-    commit_log.topic_queue_table = dispatcher
-        .consume_queues
-        .iter()
-        .map(|(key, queue)| (key.clone(), queue.max_offset()))
-        .collect();
+    for (topic, queue_id, queue) in dispatcher.consume_queues.iter() {
+        commit_log.topic_queue_table.insert(topic, queue_id, queue.max_offset());
+    }
     MessageStore::mark_open(&fs, &dir)?;
     let mut store = MessageStore { fs, clock, dir, commit_log, dispatcher };
     if recovery.redispatched > 0 || !recovery.clean_shutdown {
@@ -197,8 +196,8 @@ fn open_consume_queues<F: Fs>(
     config: &CommitLogConfig,
     commitlog_end: u64,
     recovery: &mut StoreRecovery,
-) -> Result<BTreeMap<(String, u32), ConsumeQueue<F>>> {
-    let mut queues = BTreeMap::new();
+) -> Result<QueueMap<ConsumeQueue<F>>> {
+    let mut queues = QueueMap::default();
     if !fs.exists(root) {
         fs.create_dir_all(root).at(root)?;
         sync_parent(fs, root)?;
@@ -224,7 +223,7 @@ fn open_consume_queues<F: Fs>(
                 commitlog_end,
             )?;
             recovery.consume_queue_entries_cut += cut;
-            queues.insert((topic.clone(), queue_id), queue);
+            queues.insert(&topic, queue_id, queue);
         }
     }
     Ok(queues)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dump;
+mod serve;
 
 /// twinmq: Kafka's and RocketMQ's designs side by side on one storage core.
 #[derive(Debug, Parser)]
@@ -18,7 +19,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a broker (kafka, rocketmq-namesrv, rocketmq-broker) that real clients talk to.
-    Serve(Pending),
+    #[command(subcommand)]
+    Serve(serve::Serve),
     /// Run deterministic fault-injection simulations of either model.
     Sim(Pending),
     /// Load-generate against a Kafka or RocketMQ endpoint and record throughput and latency.
@@ -49,7 +51,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(_) => not_built("serve", "the Kafka and RocketMQ model issues"),
+        Command::Serve(serve) => serve::run(serve),
         Command::Sim(_) => not_built("sim", "the simulation issue"),
         Command::Bench(_) => not_built("bench", "the load generator issue"),
         Command::Compare(_) => not_built("compare", "the comparison report issue"),

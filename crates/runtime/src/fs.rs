@@ -36,6 +36,9 @@ pub trait Fs: Clone + Send + Sync + 'static {
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
+    /// Removes a directory and everything in it (durable once its parent is synced).
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+
     /// Renames a file, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 

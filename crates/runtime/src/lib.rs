@@ -18,6 +18,7 @@ mod fs;
 mod net;
 mod real;
 mod rng;
+mod shutdown;
 mod sim;
 
 pub use clock::Clock;
@@ -25,6 +26,7 @@ pub use fs::{File, Fs, OpenMode};
 pub use net::{Listener, Net};
 pub use real::{RealEnv, RealFile, RealFs, RealNet};
 pub use rng::Rng;
+pub use shutdown::Shutdown;
 pub use sim::{SimEnv, SimFile, SimFs, SimNet};
 
 /// Everything a node may touch outside its own memory.

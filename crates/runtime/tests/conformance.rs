@@ -52,6 +52,10 @@ async fn fs_contract<E: Env>(env: E, dir: PathBuf) {
     fs.remove_file(&dir.join("c.dat")).unwrap();
     assert!(!fs.exists(&dir.join("c.dat")));
     assert!(fs.exists(&path));
+    fs.open(&dir.join("nested").join("x.dat"), OpenMode::Create).unwrap();
+    fs.remove_dir_all(&dir.join("nested")).unwrap();
+    assert!(!fs.exists(&dir.join("nested")));
+    assert!(fs.exists(&path));
 }
 
 /// The network contract every `Net` keeps: bind, connect, bytes both ways, end of stream.

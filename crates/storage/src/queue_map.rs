@@ -38,6 +38,16 @@ impl<V> QueueMap<V> {
         }
     }
 
+    /// Removes a queue's value and returns it.
+    pub fn remove(&mut self, topic: &str, queue_id: u32) -> Option<V> {
+        let queues = self.topics.get_mut(topic)?;
+        let value = queues.remove(&queue_id);
+        if queues.is_empty() {
+            self.topics.remove(topic);
+        }
+        value
+    }
+
     /// Every (topic, queue id, value), sorted.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32, &V)> {
         self.topics
@@ -67,5 +77,8 @@ mod tests {
         *map.get_mut("b", 1).unwrap() += 1;
         let all: Vec<_> = map.iter().map(|(t, q, v)| (t.to_owned(), q, *v)).collect();
         assert_eq!(all, [("a".into(), 0, 30), ("a".into(), 2, 21), ("b".into(), 1, 11)]);
+        assert_eq!(map.remove("b", 1), Some(11));
+        assert_eq!(map.remove("b", 1), None);
+        assert_eq!(map.iter().count(), 2);
     }
 }

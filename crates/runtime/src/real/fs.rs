@@ -44,6 +44,10 @@ impl Fs for RealFs {
         std::fs::remove_file(path)
     }
 
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
     }

@@ -46,6 +46,10 @@ impl Fs for SimFs {
         simfs::remove_file(path)
     }
 
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        simfs::remove_dir_all(path)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         simfs::rename(from, to)
     }

@@ -1,0 +1,50 @@
+//! MetadataRecord — one change to the cluster's metadata, as the controller writes it to its
+//! log (KRaft's `__cluster_metadata` records, reduced to what twinmq acts on).
+
+use serde::{Deserialize, Serialize};
+
+/// One metadata change; the image is the fold of them in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// A broker joined (or came back) at this address.
+    RegisterBroker {
+        /// `node.id`.
+        node_id: i32,
+        /// Host clients connect to.
+        host: String,
+        /// Port clients connect to.
+        port: i32,
+    },
+    /// A topic with its replica assignment; partition `i` starts with leader `replicas[i][0]`,
+    /// epoch 0, and every replica in sync.
+    CreateTopic {
+        /// The topic.
+        name: String,
+        /// Replica node ids per partition.
+        replicas: Vec<Vec<i32>>,
+    },
+    /// A topic and its data are gone.
+    DeleteTopic {
+        /// The topic.
+        name: String,
+    },
+    /// A partition's leader or ISR changed.
+    PartitionChange {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The new leader (-1: none).
+        leader: i32,
+        /// The new leader epoch.
+        leader_epoch: i32,
+        /// The new in-sync replica set.
+        isr: Vec<i32>,
+    },
+    /// Producer ids below `next` are handed out.
+    AllocateProducerIds {
+        /// The first id not yet handed out.
+        next: i64,
+    },
+}

@@ -1,0 +1,204 @@
+//! Broker — binds, accepts, and serves each connection's requests in order (Kafka answers one
+//! request per connection at a time, so responses never reorder).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+use twinmq_runtime::{Env, Listener, Net, Shutdown};
+
+use crate::api::{self, Reply};
+use crate::config::BrokerConfig;
+use crate::controller::{Controller, MetadataLog};
+use crate::error::KafkaError;
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::replica::ReplicaManager;
+use crate::wire::Connection;
+
+/// What every request handler of a broker shares.
+pub struct BrokerContext<E: Env> {
+    /// The node's environment.
+    pub env: E,
+    /// The broker's configuration.
+    pub config: BrokerConfig,
+    /// The host and port clients are told to use for this broker.
+    pub advertised: (String, i32),
+    /// The cluster's controller (in-process on a single node).
+    pub controller: Controller<E::Fs>,
+    /// The partitions on this broker.
+    pub replicas: ReplicaManager<E::Fs>,
+    /// The groups this broker coordinates.
+    pub groups: GroupCoordinator<E::Fs>,
+    /// Woken whenever records become visible to fetchers (long polls wait on it).
+    pub records_visible: Notify,
+    /// The broker's shutdown signal.
+    pub shutdown: Shutdown,
+}
+
+impl<E: Env> std::fmt::Debug for BrokerContext<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerContext")
+            .field("node_id", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: Env> BrokerContext<E> {
+    /// Brings the partitions on this broker in line with the controller's metadata.
+    pub fn sync_replicas(&self) -> Result<(), KafkaError> {
+        let image = self.controller.image()?;
+        self.replicas.sync_with(&image, &self.shutdown)
+    }
+}
+
+/// A bound Kafka-model broker.
+pub struct Broker<E: Env> {
+    listener: <E::Net as Net>::Listener,
+    context: Arc<BrokerContext<E>>,
+}
+
+impl<E: Env> std::fmt::Debug for Broker<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("context", &self.context).finish_non_exhaustive()
+    }
+}
+
+impl<E: Env> Broker<E> {
+    /// Opens the data dir (metadata log, partitions, group offsets) and binds the listener.
+    pub async fn bind(env: E, config: BrokerConfig) -> Result<Self, KafkaError> {
+        let listener = env.net().bind(config.listen).await.map_err(|source| {
+            KafkaError::Storage(twinmq_storage::StorageError::Io {
+                path: format!("listen {}", config.listen).into(),
+                source,
+            })
+        })?;
+        let local = listener.local_addr().map_err(|source| {
+            KafkaError::Storage(twinmq_storage::StorageError::Io {
+                path: "listener".into(),
+                source,
+            })
+        })?;
+        let host = config.advertised_host.clone().unwrap_or_else(|| local.ip().to_string());
+        let advertised = (host, i32::from(local.port()));
+        let fs = env.fs().clone();
+        let clock = env.clock().clone();
+        let metadata_log = MetadataLog::open(fs.clone(), clock.clone(), config.data_dir.clone())?;
+        let controller = Controller::new(metadata_log)?;
+        controller.register_broker(config.node_id, &advertised.0, advertised.1)?;
+        let replicas = ReplicaManager::new(
+            fs.clone(),
+            clock.clone(),
+            config.data_dir.clone(),
+            config.log.clone(),
+            config.node_id,
+        )?;
+        let groups = GroupCoordinator::open(fs, clock, &config)?;
+        let context = Arc::new(BrokerContext {
+            env,
+            config,
+            advertised,
+            controller,
+            replicas,
+            groups,
+            records_visible: Notify::new(),
+            shutdown: Shutdown::new(),
+        });
+        if !context.controller.image()?.topics.contains_key(OFFSETS_TOPIC) {
+            let partitions = context.config.group.offsets_partitions;
+            let factor = context.config.default_replication_factor;
+            context.controller.create_topic(OFFSETS_TOPIC, partitions, factor)?;
+        }
+        context.sync_replicas()?;
+        let loaded = context.groups.load(&context.replicas)?;
+        tracing::info!(loaded, "committed offsets loaded");
+        tracing::info!(node_id = context.config.node_id, %local, "kafka broker listening");
+        Ok(Self { listener, context })
+    }
+
+    /// The address the broker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.context.config.listen)
+    }
+
+    /// The shared state (tests, the simulator).
+    pub fn context(&self) -> Arc<BrokerContext<E>> {
+        Arc::clone(&self.context)
+    }
+
+    /// Serves until `shutdown` is triggered, then flushes every partition and returns.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), KafkaError> {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let group_timer = tokio::spawn(GroupCoordinator::run_timers(Arc::clone(&self.context)));
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = shutdown.wait() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            };
+            if connections.load(Ordering::SeqCst) >= self.context.config.connections_max {
+                tracing::warn!(%peer, limit = self.context.config.connections_max, "connection limit reached; closing");
+                drop(stream);
+                continue;
+            }
+            connections.fetch_add(1, Ordering::SeqCst);
+            let (context, connections) = (Arc::clone(&self.context), Arc::clone(&connections));
+            tokio::spawn(async move {
+                serve_connection(&context, stream, peer).await;
+                connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+        self.context.shutdown.trigger();
+        group_timer.abort();
+        self.context.replicas.flush_all()?;
+        self.context.groups.flush()?;
+        tracing::info!(node_id = self.context.config.node_id, "kafka broker stopped");
+        Ok(())
+    }
+}
+
+async fn serve_connection<E: Env, S: AsyncRead + AsyncWrite + Unpin>(
+    context: &BrokerContext<E>,
+    stream: S,
+    peer: SocketAddr,
+) {
+    let mut connection = Connection::new(stream, context.config.request_bytes_max);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = context.shutdown.wait() => break,
+            frame = connection.read_frame() => frame,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%peer, %error, "closing connection");
+                break;
+            }
+        };
+        match api::handle(context, frame).await {
+            Reply::Frame(bytes) => connection.queue(&bytes),
+            Reply::Nothing => {}
+            Reply::Close(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                break;
+            }
+        }
+        if !connection.frame_buffered()
+            && let Err(error) = connection.flush().await
+        {
+            tracing::debug!(%peer, %error, "write failed");
+            return;
+        }
+    }
+    let _ = connection.shutdown().await;
+}

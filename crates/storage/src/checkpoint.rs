@@ -12,11 +12,12 @@
 //! leaves either the old or the new checkpoint whole. A missing or damaged checkpoint means
 //! "re-dispatch everything", never an error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use twinmq_runtime::{File, Fs, OpenMode};
+use twinmq_runtime::Fs;
 
-use crate::error::{IoContext, Result};
+use crate::atomic_file::{read_whole, write_atomically};
+use crate::error::Result;
 
 /// The recovery point of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +32,7 @@ impl StoreCheckpoint {
     /// Reads the checkpoint in `dir`; `None` when missing or damaged.
     pub fn read<F: Fs>(fs: &F, dir: &Path) -> Option<Self> {
         let path = dir.join("checkpoint");
-        let file = fs.open(&path, OpenMode::Read).ok()?;
-        let bytes = file.read_at(0, 20).ok()?;
+        let bytes = read_whole(fs, &path)?;
         let crc = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
         if crc32c::crc32c(bytes.get(..16)?) != crc {
             tracing::warn!(file = %path.display(), "damaged checkpoint; re-dispatching from the start");
@@ -50,14 +50,6 @@ impl StoreCheckpoint {
         bytes.extend_from_slice(&self.dispatched_physical_offset.to_be_bytes());
         bytes.extend_from_slice(&self.timestamp_ms.to_be_bytes());
         bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_be_bytes());
-        let temporary: PathBuf = dir.join("checkpoint.tmp");
-        let file = fs.open(&temporary, OpenMode::Create).at(&temporary)?;
-        file.set_len(0).at(&temporary)?;
-        file.write_all_at(0, &bytes).at(&temporary)?;
-        file.sync_data().at(&temporary)?;
-        drop(file);
-        let path = dir.join("checkpoint");
-        fs.rename(&temporary, &path).at(&path)?;
-        fs.sync_dir(dir).at(dir)
+        write_atomically(fs, &dir.join("checkpoint"), &bytes)
     }
 }

@@ -20,6 +20,7 @@
 //! 5. Indexes, consume queues and checkpoints are derived data: rebuilt on open from the log
 //!    past the last point known to be durable.
 
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod commit_log;

@@ -42,12 +42,14 @@ pub async fn handle<E: Env>(
         for (index, outcome) in partitions {
             let outcome = match outcome {
                 Ok((partition, produced)) if acks != 0 => {
-                    match tokio::time::timeout(
-                        timeout,
-                        partition.wait_durable(produced.log_end_offset),
-                    )
-                    .await
-                    {
+                    let end = produced.log_end_offset;
+                    let promised = async {
+                        if acks == -1 {
+                            partition.wait_committed(end).await?;
+                        }
+                        partition.wait_durable(end).await
+                    };
+                    match tokio::time::timeout(timeout, promised).await {
                         Ok(Ok(())) => Ok(produced),
                         Ok(Err(error)) => Err(error),
                         Err(_) => Err(KafkaError::RequestTimedOut(request.timeout_ms)),

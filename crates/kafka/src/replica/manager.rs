@@ -8,6 +8,7 @@ use twinmq_runtime::{Clock, Fs, Shutdown};
 use twinmq_storage::{LogConfig, QueueMap, run_flusher};
 
 use super::partition::{Partition, partition_name};
+use super::replication::Role;
 use crate::controller::MetadataImage;
 use crate::error::KafkaError;
 
@@ -88,6 +89,33 @@ impl<F: Fs> ReplicaManager<F> {
                 self.open(&topic, index, broker_shutdown)?;
             }
         }
+        self.apply_leadership(image)
+    }
+
+    /// Makes each held partition leader or follower as the image says, when that changed.
+    fn apply_leadership(&self, image: &MetadataImage) -> Result<(), KafkaError> {
+        let now_ms = self.clock.now_ms();
+        for partition in self.all() {
+            let Some(wanted) = image.partition(&partition.topic, partition.index) else { continue };
+            let (role, epoch, _) = partition.role()?;
+            let is_leader = matches!(role, Role::Leader { .. });
+            if wanted.leader == self.node_id {
+                if !is_leader || epoch != wanted.leader_epoch {
+                    partition.become_leader(
+                        wanted.leader_epoch,
+                        &wanted.replicas,
+                        &wanted.isr,
+                        now_ms,
+                    )?;
+                } else if role.isr() != Some(&wanted.isr[..]) {
+                    partition.set_isr(&wanted.isr)?;
+                }
+            } else if role != (Role::Follower { leader: wanted.leader })
+                || epoch != wanted.leader_epoch
+            {
+                partition.become_follower(wanted.leader_epoch, wanted.leader)?;
+            }
+        }
         Ok(())
     }
 
@@ -120,8 +148,7 @@ impl<F: Fs> ReplicaManager<F> {
             self.clock.clone(),
             dir,
             self.log_config.clone(),
-            topic,
-            index,
+            (topic, index, self.node_id),
         )?);
         let stop = Shutdown::new();
         let flusher = run_flusher(

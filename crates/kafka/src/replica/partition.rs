@@ -14,7 +14,9 @@ use twinmq_storage::{
 
 use crate::error::KafkaError;
 use crate::record_batch::{self, BatchHeader};
+use crate::replica::leader_epoch::LeaderEpochCache;
 use crate::replica::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::replica::replication::{IsrProposal, Role};
 
 /// A partition's name, as Kafka prints it: `topic-index`.
 pub fn partition_name(topic: &str, index: i32) -> String {
@@ -32,7 +34,24 @@ pub struct PartitionState<F: Fs> {
     pub leader_epoch: i32,
     /// Offsets below it are committed: replicated to the whole ISR, visible to consumers.
     pub high_watermark: u64,
+    /// Where each leader epoch starts in this replica's log.
+    pub epochs: LeaderEpochCache<F>,
+    /// Leader (with its followers and ISR) or follower.
+    pub role: Role,
     scratch: Vec<u8>,
+}
+
+impl<F: Fs> PartitionState<F> {
+    /// Cuts the log at `offset` (a follower diverged from its leader), with the producer state
+    /// and epoch cache that described the cut records.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<(), KafkaError> {
+        self.log.truncate_to(offset)?;
+        let end = self.log.log_end_offset();
+        self.producers.truncate_to(end);
+        self.epochs.truncate_from_end(end)?;
+        self.high_watermark = self.high_watermark.min(end);
+        Ok(())
+    }
 }
 
 impl<F: Fs> Flushable for PartitionState<F> {
@@ -81,6 +100,17 @@ pub struct Fetched {
     pub log_end_offset: u64,
 }
 
+/// What a follower's fetch gets from its leader.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerFetch {
+    /// The follower's log diverges: truncate to this (epoch, end offset) and fetch again.
+    pub diverging: Option<(i32, u64)>,
+    /// Batches from the fetch offset up to the leader's log end offset.
+    pub fetched: Fetched,
+    /// An ISR expansion the leader should ask the controller for.
+    pub isr_proposal: Option<IsrProposal>,
+}
+
 /// One partition replica.
 #[derive(Debug)]
 pub struct Partition<F: Fs> {
@@ -88,9 +118,12 @@ pub struct Partition<F: Fs> {
     pub topic: String,
     /// The partition index.
     pub index: i32,
+    /// This broker's node id.
+    pub node_id: i32,
     state: Arc<Mutex<PartitionState<F>>>,
     flush_signal: FlushSignal,
     durable: DurableWatermark,
+    committed: DurableWatermark,
     flush_policy: FlushPolicy,
 }
 
@@ -101,25 +134,36 @@ impl<F: Fs> Partition<F> {
         clock: Clock,
         dir: PathBuf,
         config: LogConfig,
-        topic: &str,
-        index: i32,
+        (topic, index, node_id): (&str, i32, i32),
     ) -> Result<Self, KafkaError> {
         let flush_policy = config.flush;
+        let epochs = LeaderEpochCache::load(fs.clone(), &dir)?;
         let (log, recovery) = Log::open(fs, clock, dir, config)?;
         if !recovery.is_clean() {
             tracing::warn!(partition = %partition_name(topic, index), ?recovery, "log recovered");
         }
         let producers = rebuild_producers(&log)?;
         let durable = log.durable_watermark();
-        let high_watermark = log.log_end_offset();
-        let state =
-            PartitionState { log, producers, leader_epoch: 0, high_watermark, scratch: Vec::new() };
+        // A restarted replica knows nothing committed beyond what it had: its leader tells it.
+        let high_watermark = 0;
+        let leader_epoch = epochs.latest().map_or(0, |(epoch, _)| epoch);
+        let state = PartitionState {
+            log,
+            producers,
+            leader_epoch,
+            high_watermark,
+            epochs,
+            role: Role::Follower { leader: -1 },
+            scratch: Vec::new(),
+        };
         Ok(Self {
             topic: topic.to_owned(),
             index,
+            node_id,
             state: Arc::new(Mutex::new(state)),
             flush_signal: FlushSignal::new(),
             durable,
+            committed: DurableWatermark::new(0),
             flush_policy,
         })
     }
@@ -154,6 +198,9 @@ impl<F: Fs> Partition<F> {
         batch_bytes_max: u64,
     ) -> Result<Produced, KafkaError> {
         let headers = record_batch::validate(records)?;
+        if !matches!(self.lock()?.role, Role::Leader { .. }) {
+            return Err(KafkaError::NotLeader(partition_name(&self.topic, self.index)));
+        }
         if let Some(large) = headers.iter().find(|h| h.size as u64 > batch_bytes_max) {
             return Err(KafkaError::RecordSetTooLarge {
                 size: large.size as u64,
@@ -189,13 +236,182 @@ impl<F: Fs> Partition<F> {
             }
         }
         let log_end_offset = state.log.log_end_offset();
-        // A leader without followers commits what it appends (the ISR is itself).
-        state.high_watermark = log_end_offset;
+        self.advance_high_watermark(state);
         Ok(Produced {
             base_offset: base_offset.unwrap_or(log_end_offset),
             log_end_offset,
             log_start_offset: state.log.log_start_offset(),
         })
+    }
+
+    /// Makes this replica the leader of `epoch`: its log end offset starts the epoch, every
+    /// follower starts unknown and caught up.
+    pub fn become_leader(
+        &self,
+        epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        now_ms: i64,
+    ) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        let leo = state.log.log_end_offset();
+        state.epochs.assign(epoch, leo)?;
+        state.leader_epoch = epoch;
+        state.role = Role::leader(self.node_id, replicas, isr, now_ms);
+        self.advance_high_watermark(state);
+        tracing::info!(partition = %partition_name(&self.topic, self.index), epoch, leo, "leader");
+        Ok(())
+    }
+
+    /// Makes this replica a follower of `leader` in `epoch`.
+    pub fn become_follower(&self, epoch: i32, leader: i32) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        state.leader_epoch = epoch;
+        state.role = Role::Follower { leader };
+        Ok(())
+    }
+
+    /// Applies the ISR the controller committed (as leader).
+    pub fn set_isr(&self, isr: &[i32]) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        state.role.set_isr(isr);
+        self.advance_high_watermark(state);
+        Ok(())
+    }
+
+    /// The role, the leader epoch and the log end offset.
+    pub fn role(&self) -> Result<(Role, i32, u64), KafkaError> {
+        let state = self.lock()?;
+        Ok((state.role.clone(), state.leader_epoch, state.log.log_end_offset()))
+    }
+
+    /// The latest epoch in this replica's log (what a follower sends as `last_fetched_epoch`).
+    pub fn last_epoch(&self) -> Result<Option<i32>, KafkaError> {
+        Ok(self.lock()?.epochs.latest().map(|(epoch, _)| epoch))
+    }
+
+    /// Serves a follower's fetch as leader: checks that the follower's log has not diverged
+    /// (KIP-101/595 via `last_fetched_epoch`), records its progress and returns batches up to
+    /// the log end offset.
+    pub fn fetch_for_follower(
+        &self,
+        replica: i32,
+        fetch_offset: u64,
+        last_fetched_epoch: Option<i32>,
+        bytes_max: u64,
+        now_ms: i64,
+    ) -> Result<FollowerFetch, KafkaError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        if !matches!(state.role, Role::Leader { .. }) {
+            return Err(KafkaError::NotLeader(partition_name(&self.topic, self.index)));
+        }
+        let leo = state.log.log_end_offset();
+        let mut answer = FollowerFetch::default();
+        if let Some(epoch) = last_fetched_epoch {
+            match state.epochs.end_offset_for(epoch, leo) {
+                Some((found, end_offset)) if found == epoch && fetch_offset <= end_offset => {}
+                Some((found, end_offset)) => {
+                    answer.diverging = Some((found, end_offset.min(fetch_offset)));
+                }
+                None => answer.diverging = Some((-1, state.log.log_start_offset())),
+            }
+        }
+        if answer.diverging.is_none() && fetch_offset > leo {
+            return Err(KafkaError::OffsetOutOfRange {
+                offset: i64::try_from(fetch_offset).unwrap_or(i64::MAX),
+                start: state.log.log_start_offset(),
+                end: leo,
+            });
+        }
+        if answer.diverging.is_none() {
+            let high_watermark = state.high_watermark;
+            answer.isr_proposal =
+                state.role.follower_fetched(replica, fetch_offset, leo, high_watermark, now_ms);
+            self.advance_high_watermark(state);
+            if fetch_offset < leo {
+                for entry in state.log.read(fetch_offset, bytes_max)? {
+                    answer.fetched.bytes += entry.payload.len() as u64;
+                    answer.fetched.batches.push(entry.payload);
+                }
+            }
+        }
+        answer.fetched.high_watermark = state.high_watermark;
+        answer.fetched.log_start_offset = state.log.log_start_offset();
+        answer.fetched.log_end_offset = leo;
+        Ok(answer)
+    }
+
+    /// Appends batches replicated from the leader, offsets as the leader assigned them, and
+    /// takes the leader's high watermark (never beyond this log's end).
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: u64,
+    ) -> Result<u64, KafkaError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        if !records.is_empty() {
+            let headers = record_batch::validate(records)?;
+            let mut position = 0;
+            for header in &headers {
+                let batch = &records[position..position + header.size];
+                position += header.size;
+                let offset = state.log.log_end_offset();
+                let base = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
+                if base.saturating_add(u64::from(header.offset_count())) <= offset {
+                    continue;
+                }
+                if base != offset {
+                    return Err(KafkaError::CorruptBatch(format!(
+                        "replicated batch at {base}, log ends at {offset}"
+                    )));
+                }
+                state.epochs.assign(header.partition_leader_epoch, base)?;
+                let entry = NewEntry {
+                    record_count: header.offset_count(),
+                    timestamp_ms: header.max_timestamp,
+                    key: None,
+                    payload: batch,
+                };
+                state.log.append(entry)?;
+                state.producers.record(header, base);
+            }
+        }
+        let leo = state.log.log_end_offset();
+        state.high_watermark = state.high_watermark.max(leader_high_watermark.min(leo));
+        self.committed.advance(state.high_watermark);
+        Ok(leo)
+    }
+
+    /// Truncates this replica's log at `offset` (divergence from the leader).
+    pub fn truncate_to(&self, offset: u64) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        state.truncate_to(offset)?;
+        self.committed.reset(state.high_watermark);
+        let partition = partition_name(&self.topic, self.index);
+        tracing::info!(%partition, offset, "truncated to the leader's history");
+        Ok(())
+    }
+
+    /// An ISR shrink the leader should ask for when followers lag.
+    pub fn lagging(&self, now_ms: i64, lag_max_ms: i64) -> Result<Option<IsrProposal>, KafkaError> {
+        Ok(self.lock()?.role.lagging(self.node_id, now_ms, lag_max_ms))
+    }
+
+    /// Waits until the high watermark reaches `end_offset` (acks=all).
+    pub async fn wait_committed(&self, end_offset: u64) -> Result<(), KafkaError> {
+        Ok(self.committed.wait_for(end_offset).await?)
+    }
+
+    fn advance_high_watermark(&self, state: &mut PartitionState<F>) {
+        let leo = state.log.log_end_offset();
+        if let Some(claim) = state.role.high_watermark(self.node_id, leo) {
+            state.high_watermark = state.high_watermark.max(claim).min(leo);
+        }
+        self.committed.advance(state.high_watermark);
     }
 
     /// Waits until the log is durable up to `end_offset` under the partition's flush policy

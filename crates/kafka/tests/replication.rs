@@ -1,0 +1,124 @@
+//! Two replicas of one partition, leader and follower, replicating through the same calls the
+//! fetch path makes: the high watermark follows the slowest in-sync replica, and a returning
+//! leader that took writes nobody else has truncates exactly those (KIP-101), then converges.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use twinmq_kafka::replica::{FollowerFetch, Partition};
+use twinmq_runtime::{Clock, RealFs};
+use twinmq_storage::LogConfig;
+
+fn batch(tag: &str, count: i32) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: i - 1,
+            timestamp: 1_000,
+            key: None,
+            value: Some(Bytes::from(format!("{tag}-{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+    out.freeze()
+}
+
+fn open(dir: &std::path::Path, node: i32) -> Partition<RealFs> {
+    Partition::open(
+        RealFs,
+        Clock::system(),
+        dir.join(format!("n{node}")),
+        LogConfig::default(),
+        ("t", 0, node),
+    )
+    .unwrap()
+}
+
+/// One follower fetch round: fetch, truncate on divergence, append. Returns the new LEO.
+fn replicate(leader: &Partition<RealFs>, follower: &Partition<RealFs>, now_ms: i64) -> u64 {
+    loop {
+        let (_, _, leo) = follower.role().unwrap();
+        let last_epoch = follower.last_epoch().unwrap();
+        let FollowerFetch { diverging, fetched, .. } =
+            leader.fetch_for_follower(follower.node_id, leo, last_epoch, 1 << 20, now_ms).unwrap();
+        if let Some((_, end_offset)) = diverging {
+            follower.truncate_to(end_offset.min(leo)).unwrap();
+            continue;
+        }
+        let records: Vec<u8> = fetched.batches.iter().flat_map(|b| b.iter().copied()).collect();
+        return follower.append_as_follower(&records, fetched.high_watermark).unwrap();
+    }
+}
+
+fn values(partition: &Partition<RealFs>) -> Vec<(u64, Bytes)> {
+    let fetched = partition.read_committed(0, u64::MAX).unwrap();
+    fetched
+        .batches
+        .into_iter()
+        .map(|b| (u64::from_be_bytes(b[..8].try_into().unwrap()), b))
+        .map(|(offset, b)| (offset, b.slice(61..)))
+        .collect()
+}
+
+#[test]
+fn the_high_watermark_waits_for_the_follower_and_a_divergent_leader_truncates_its_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (open(dir.path(), 1), open(dir.path(), 2));
+    one.become_leader(0, &[1, 2], &[1, 2], 0).unwrap();
+    two.become_follower(0, 1).unwrap();
+
+    for tag in ["a", "b", "c"] {
+        one.append_as_leader(&batch(tag, 2), u64::MAX).unwrap();
+    }
+    assert_eq!(one.offsets().unwrap().1, 0, "nothing is committed before the follower has it");
+    assert_eq!(replicate(&one, &two, 1), 6);
+    assert_eq!(
+        one.offsets().unwrap().1,
+        0,
+        "the leader learns the follower's LEO on its next fetch"
+    );
+    assert_eq!(replicate(&one, &two, 2), 6);
+    assert_eq!(one.offsets().unwrap().1, 6, "committed once both have it");
+    assert_eq!(two.offsets().unwrap().1, 6, "the follower learns the high watermark");
+
+    // The leader takes two more batches nobody replicates, then loses leadership.
+    one.append_as_leader(&batch("lost1", 3), u64::MAX).unwrap();
+    one.append_as_leader(&batch("lost2", 1), u64::MAX).unwrap();
+    assert_eq!(one.role().unwrap().2, 10);
+    two.become_leader(1, &[1, 2], &[2], 3).unwrap();
+    two.append_as_leader(&batch("d", 2), u64::MAX).unwrap();
+    one.become_follower(1, 2).unwrap();
+
+    // It returns: its epoch-0 tail past offset 6 diverges and is cut, then it converges.
+    assert_eq!(replicate(&two, &one, 4), 8);
+    assert_eq!(values(&one), values(&two), "identical logs after convergence");
+    assert_eq!(one.last_epoch().unwrap(), Some(1));
+    assert_eq!(values(&two).len(), 4, "a, b, c (epoch 0) and d (epoch 1)");
+}
+
+#[test]
+fn a_follower_cannot_append_out_of_place_and_a_non_leader_refuses_produce() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (open(dir.path(), 1), open(dir.path(), 2));
+    two.become_follower(0, 1).unwrap();
+    assert_eq!(two.append_as_leader(&batch("x", 1), u64::MAX).unwrap_err().code(), 6);
+    one.become_leader(0, &[1, 2], &[1, 2], 0).unwrap();
+    one.append_as_leader(&batch("a", 1), u64::MAX).unwrap();
+    one.append_as_leader(&batch("b", 1), u64::MAX).unwrap();
+    let fetched = one.fetch_for_follower(2, 1, Some(0), 1 << 20, 0).unwrap();
+    assert!(fetched.diverging.is_none());
+    let records: Vec<u8> = fetched.fetched.batches.iter().flat_map(|b| b.iter().copied()).collect();
+    assert!(two.append_as_follower(&records, 0).is_err(), "offset 1 cannot follow an empty log");
+    assert_eq!(two.role().unwrap().2, 0);
+}

@@ -8,6 +8,7 @@
 //!   same broker runs on real sockets and disks and inside the simulator.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod error;

@@ -32,6 +32,8 @@ pub struct PartitionImage {
 /// One topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicImage {
+    /// Its id.
+    pub topic_id: u128,
     /// Its partitions, by index.
     pub partitions: Vec<PartitionImage>,
 }
@@ -58,7 +60,7 @@ impl MetadataImage {
                 let broker = BrokerImage { node_id: *node_id, host: host.clone(), port: *port };
                 self.brokers.insert(*node_id, broker);
             }
-            MetadataRecord::CreateTopic { name, replicas } => {
+            MetadataRecord::CreateTopic { name, topic_id, replicas } => {
                 let partitions = replicas
                     .iter()
                     .map(|replicas| PartitionImage {
@@ -68,7 +70,7 @@ impl MetadataImage {
                         isr: replicas.clone(),
                     })
                     .collect();
-                self.topics.insert(name.clone(), TopicImage { partitions });
+                self.topics.insert(name.clone(), TopicImage { topic_id: *topic_id, partitions });
             }
             MetadataRecord::DeleteTopic { name } => {
                 self.topics.remove(name);
@@ -88,6 +90,11 @@ impl MetadataImage {
         }
     }
 
+    /// The name of the topic with this id.
+    pub fn topic_name(&self, topic_id: u128) -> Option<&str> {
+        self.topics.iter().find(|(_, t)| t.topic_id == topic_id).map(|(name, _)| name.as_str())
+    }
+
     /// One partition's image.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
         self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
@@ -103,6 +110,7 @@ mod tests {
         let mut image = MetadataImage::default();
         image.apply(&MetadataRecord::CreateTopic {
             name: "t".into(),
+            topic_id: 7,
             replicas: vec![vec![1, 2], vec![2, 1]],
         });
         assert_eq!(image.partition("t", 1).unwrap().leader, 2);

@@ -6,6 +6,7 @@
 //! everything else reads the image. The log is the seam a Raft quorum replaces later: the
 //! state machine only needs "append durably, replay in order".
 
+pub mod election;
 pub mod image;
 pub mod metadata_log;
 pub mod record;
@@ -99,7 +100,8 @@ impl<F: Fs> Controller<F> {
                 (0..factor).map(|r| brokers[(first + r) % brokers.len()]).collect()
             })
             .collect();
-        state.commit(MetadataRecord::CreateTopic { name: name.to_owned(), replicas })?;
+        let topic_id = topic_id_for(name, state.log.next_offset());
+        state.commit(MetadataRecord::CreateTopic { name: name.to_owned(), topic_id, replicas })?;
         state
             .image
             .topics
@@ -141,6 +143,15 @@ impl<F: Fs> ControllerState<F> {
         self.image.apply(&record);
         Ok(())
     }
+}
+
+/// A topic id unique across re-creations of a name: the name's hash and the metadata offset of
+/// its creation (deterministic, so simulated runs of one seed agree).
+fn topic_id_for(name: &str, offset: u64) -> u128 {
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (u128::from(hash) << 64) | u128::from(offset.max(1))
 }
 
 /// Kafka's topic name rules: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

@@ -21,6 +21,8 @@ pub enum MetadataRecord {
     CreateTopic {
         /// The topic.
         name: String,
+        /// Its id (KIP-516), unique across re-creations of the name.
+        topic_id: u128,
         /// Replica node ids per partition.
         replicas: Vec<Vec<i32>>,
     },

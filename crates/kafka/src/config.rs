@@ -38,10 +38,32 @@ pub struct BrokerConfig {
     pub fetch_bytes_max: u64,
     /// `max.connections`: connections beyond it are closed at accept.
     pub connections_max: usize,
+    /// Where the cluster's controller runs.
+    pub controller: ControllerLocation,
+    /// `broker.session.timeout.ms`: the controller fences a broker silent this long.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `replica.fetch.wait.max.ms`: a follower's fetch waits this long for new records.
+    pub replica_fetch_wait_max_ms: i32,
     /// The partition logs' layout and flush policy.
     pub log: LogConfig,
     /// Group coordination.
     pub group: GroupConfig,
+}
+
+/// Where the controller of a broker's cluster runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerLocation {
+    /// In this broker's process (a single node, or the controller node of a cluster).
+    Local,
+    /// In another node, reached at this address.
+    Remote {
+        /// The controller's node id.
+        node_id: i32,
+        /// `host:port`.
+        addr: String,
+    },
 }
 
 /// Group coordinator settings.
@@ -89,6 +111,10 @@ impl BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             fetch_bytes_max: 55 * 1024 * 1024,
             connections_max: 4_096,
+            controller: ControllerLocation::Local,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 500,
+            replica_fetch_wait_max_ms: 500,
             log: LogConfig {
                 entry_bytes_max: 1_048_588 + 64,
                 flush: FlushPolicy::ASYNC_DEFAULT,

@@ -114,6 +114,15 @@ pub enum KafkaError {
     /// First join without a member id (KIP-394): retry with this one.
     #[error("member id required")]
     MemberIdRequired,
+    /// A broker heartbeat or request from a registration the controller no longer knows.
+    #[error("broker {0} must register again")]
+    StaleBrokerEpoch(i32),
+    /// The controller could not be reached.
+    #[error("controller unavailable: {0}")]
+    ControllerUnavailable(String),
+    /// The controller answered a forwarded request with this error code.
+    #[error("the controller answered with error {0}")]
+    Forwarded(i16),
     /// A request the broker understands but refuses as malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -150,6 +159,11 @@ impl KafkaError {
             Self::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
             Self::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
             Self::MemberIdRequired => ResponseError::MemberIdRequired,
+            Self::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+            Self::ControllerUnavailable(_) => ResponseError::CoordinatorNotAvailable,
+            Self::Forwarded(code) => {
+                ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
+            }
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
         }
     }

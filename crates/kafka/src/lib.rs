@@ -9,8 +9,10 @@
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod controller_link;
 pub mod error;
 pub mod group;
 pub mod record_batch;
@@ -18,6 +20,6 @@ pub mod replica;
 pub mod server;
 pub mod wire;
 
-pub use config::{BrokerConfig, GroupConfig};
+pub use config::{BrokerConfig, ControllerLocation, GroupConfig};
 pub use error::KafkaError;
 pub use server::{Broker, BrokerContext};

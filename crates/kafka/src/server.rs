@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use twinmq_runtime::{Env, Listener, Net, Shutdown};
 
 use crate::api::{self, Reply};
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, MetadataLog};
+use crate::config::ControllerLocation;
+use crate::controller::{Controller, ControllerPolicy, MetadataLog};
 use crate::error::KafkaError;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::replica::ReplicaManager;
@@ -25,8 +27,8 @@ pub struct BrokerContext<E: Env> {
     pub config: BrokerConfig,
     /// The host and port clients are told to use for this broker.
     pub advertised: (String, i32),
-    /// The cluster's controller (in-process on a single node).
-    pub controller: Controller<E::Fs>,
+    /// The cluster as this broker sees it, and its controller.
+    pub cluster: Cluster<E>,
     /// The partitions on this broker.
     pub replicas: ReplicaManager<E::Fs>,
     /// The groups this broker coordinates.
@@ -46,10 +48,43 @@ impl<E: Env> std::fmt::Debug for BrokerContext<E> {
 }
 
 impl<E: Env> BrokerContext<E> {
+    /// A local controller changed the metadata: take its image, apply it to this broker's
+    /// partitions, and wake metadata fetchers.
+    pub fn metadata_changed(&self) {
+        if let Err(error) = self.sync_replicas() {
+            tracing::error!(%error, "applying metadata failed");
+        }
+        self.records_visible.notify_waiters();
+    }
+
+    /// Runs `f` on a group this broker coordinates; NOT_COORDINATOR otherwise.
+    pub fn with_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut crate::group::Group) -> T,
+    ) -> Result<T, KafkaError> {
+        match crate::api::coordinator_of(self, group_id) {
+            Ok((node_id, _, _)) if node_id == self.config.node_id => {
+                self.groups.with_group(group_id, f)
+            }
+            _ => Err(KafkaError::NotCoordinator(group_id.to_owned())),
+        }
+    }
+
     /// Brings the partitions on this broker in line with the controller's metadata.
     pub fn sync_replicas(&self) -> Result<(), KafkaError> {
-        let image = self.controller.image()?;
-        self.replicas.sync_with(&image, &self.shutdown)
+        self.cluster.refresh();
+        let image = self.cluster.image();
+        let new_leaders = self.replicas.sync_with(&image, &self.shutdown)?;
+        for partition in new_leaders.iter().filter(|p| p.topic == OFFSETS_TOPIC) {
+            let loaded = self.groups.load_partition(partition)?;
+            tracing::debug!(
+                partition = partition.index,
+                loaded,
+                "coordinating an offsets partition"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -84,9 +119,22 @@ impl<E: Env> Broker<E> {
         let advertised = (host, i32::from(local.port()));
         let fs = env.fs().clone();
         let clock = env.clock().clone();
-        let metadata_log = MetadataLog::open(fs.clone(), clock.clone(), config.data_dir.clone())?;
-        let controller = Controller::new(metadata_log)?;
-        controller.register_broker(config.node_id, &advertised.0, advertised.1)?;
+        let controller = match config.controller {
+            ControllerLocation::Local => {
+                let log = MetadataLog::open(fs.clone(), clock.clone(), config.data_dir.clone())?;
+                let policy = ControllerPolicy {
+                    node_id: config.node_id,
+                    session_timeout_ms: config.broker_session_timeout_ms,
+                    unclean_leader_election: config.unclean_leader_election,
+                };
+                let controller = Controller::new(log, policy, clock.now_ms())?;
+                controller.register(config.node_id, &advertised.0, advertised.1, clock.now_ms())?;
+                Some(controller)
+            }
+            ControllerLocation::Remote { .. } => None,
+        };
+        let cluster =
+            Cluster::new(env.clone(), config.node_id, config.controller.clone(), controller);
         let replicas = ReplicaManager::new(
             fs.clone(),
             clock.clone(),
@@ -99,20 +147,20 @@ impl<E: Env> Broker<E> {
             env,
             config,
             advertised,
-            controller,
+            cluster,
             replicas,
             groups,
             records_visible: Notify::new(),
             shutdown: Shutdown::new(),
         });
-        if !context.controller.image()?.topics.contains_key(OFFSETS_TOPIC) {
+        if let Some(controller) = &context.cluster.controller
+            && !controller.image()?.topics.contains_key(OFFSETS_TOPIC)
+        {
             let partitions = context.config.group.offsets_partitions;
             let factor = context.config.default_replication_factor;
-            context.controller.create_topic(OFFSETS_TOPIC, partitions, factor)?;
+            controller.create_topic(OFFSETS_TOPIC, partitions, factor)?;
         }
         context.sync_replicas()?;
-        let loaded = context.groups.load(&context.replicas)?;
-        tracing::info!(loaded, "committed offsets loaded");
         tracing::info!(node_id = context.config.node_id, %local, "kafka broker listening");
         Ok(Self { listener, context })
     }
@@ -131,6 +179,11 @@ impl<E: Env> Broker<E> {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), KafkaError> {
         let connections = Arc::new(AtomicUsize::new(0));
         let group_timer = tokio::spawn(GroupCoordinator::run_timers(Arc::clone(&self.context)));
+        let background = [
+            tokio::spawn(crate::controller_link::run(Arc::clone(&self.context))),
+            tokio::spawn(crate::replica::fetcher::run(Arc::clone(&self.context))),
+            tokio::spawn(crate::replica::fetcher::shrink_isrs(Arc::clone(&self.context))),
+        ];
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -158,6 +211,9 @@ impl<E: Env> Broker<E> {
         }
         self.context.shutdown.trigger();
         group_timer.abort();
+        for task in background {
+            task.abort();
+        }
         self.context.replicas.flush_all()?;
         self.context.groups.flush()?;
         tracing::info!(node_id = self.context.config.node_id, "kafka broker stopped");

@@ -34,7 +34,7 @@ pub async fn handle<E: Env>(
         } else if request.validate_only {
             validate_topic_name(&name)
         } else {
-            context.controller.create_topic(&name, partitions, factor).map(|_| ())
+            context.cluster.create_topic(&name, partitions, factor).await
         };
         let mut result = CreatableTopicResult::default().with_name(topic.name);
         match &outcome {

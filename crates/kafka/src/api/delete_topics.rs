@@ -20,7 +20,7 @@ pub async fn handle<E: Env>(
     };
     let mut results = Vec::new();
     for name in names {
-        let outcome = context.controller.delete_topic(&name.0);
+        let outcome = context.cluster.delete_topic(&name.0).await;
         let mut result = DeletableTopicResult::default().with_name(Some(name));
         if let Err(error) = &outcome {
             result = result.with_error_code(error.code());

@@ -57,7 +57,7 @@ pub async fn join_group<E: Env>(
     let now_ms = context.groups.now_ms();
     let delay = i64::from(config.initial_rebalance_delay_ms);
     if let Err(error) =
-        context.groups.with_group(&request.group_id, |g| g.join(join, waiter, now_ms, delay))
+        context.with_group(&request.group_id, |g| g.join(join, waiter, now_ms, delay))
     {
         return failed(error);
     }
@@ -110,7 +110,7 @@ pub async fn sync_group<E: Env>(
     let (waiter, answer) = oneshot::channel();
     let member_id = request.member_id.to_string();
     let generation = request.generation_id;
-    let queued = context.groups.with_group(&request.group_id, |g| {
+    let queued = context.with_group(&request.group_id, |g| {
         let protocol = (g.protocol_type.clone(), g.protocol_name.clone());
         g.sync(&member_id, generation, assignments, waiter);
         protocol
@@ -145,7 +145,6 @@ pub async fn heartbeat<E: Env>(
 ) -> HeartbeatResponse {
     let now_ms = context.groups.now_ms();
     let result = context
-        .groups
         .with_group(&request.group_id, |g| {
             g.heartbeat(&request.member_id, request.generation_id, now_ms)
         })
@@ -161,7 +160,7 @@ pub async fn leave_group<E: Env>(
 ) -> LeaveGroupResponse {
     let now_ms = context.groups.now_ms();
     let leave = |member_id: &str| {
-        context.groups.with_group(&request.group_id, |g| g.leave(member_id, now_ms)).and_then(|r| r)
+        context.with_group(&request.group_id, |g| g.leave(member_id, now_ms)).and_then(|r| r)
     };
     if version < 3 {
         let result = leave(&request.member_id);
@@ -191,7 +190,7 @@ pub async fn describe_groups<E: Env>(
         .groups
         .into_iter()
         .map(|group_id| {
-            let described = context.groups.with_group(&group_id, |g| {
+            let described = context.with_group(&group_id, |g| {
                 let members = g
                     .members
                     .values()

@@ -22,7 +22,7 @@ pub async fn handle<E: Env>(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
-    match context.controller.allocate_producer_id() {
+    match context.cluster.allocate_producer_id().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

@@ -30,7 +30,7 @@ pub async fn handle<E: Env>(
         .map(|topics| topics.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect());
     let mut errors = Vec::new();
     if let Some(names) = &names {
-        let image = context.controller.image().unwrap_or_default();
+        let image = context.cluster.image();
         for name in names.iter().filter(|n| !image.topics.contains_key(*n)) {
             if !auto_create {
                 errors.push((name.clone(), ResponseError::UnknownTopicOrPartition.code()));
@@ -38,8 +38,8 @@ pub async fn handle<E: Env>(
             }
             let partitions = context.config.num_partitions;
             let factor = context.config.default_replication_factor;
-            match context.controller.create_topic(name, partitions, factor) {
-                Ok(_) | Err(KafkaError::TopicAlreadyExists(_)) => created = true,
+            match context.cluster.create_topic(name, partitions, factor).await {
+                Ok(()) | Err(KafkaError::TopicAlreadyExists(_)) => created = true,
                 Err(error) => {
                     tracing::info!(topic = %name, %error, "auto-create refused");
                     errors.push((name.clone(), error.code()));
@@ -50,7 +50,7 @@ pub async fn handle<E: Env>(
     if created && let Err(error) = context.sync_replicas() {
         tracing::error!(%error, "opening auto-created partitions failed");
     }
-    let image = context.controller.image().unwrap_or_default();
+    let image = context.cluster.image();
     let mut topics: Vec<MetadataResponseTopic> = match &names {
         None => image.topics.iter().map(|(n, t)| topic_response(n, t, version)).collect(),
         Some(names) => names
@@ -67,7 +67,7 @@ pub async fn handle<E: Env>(
     }
     let response = MetadataResponse::default().with_brokers(brokers(&image)).with_topics(topics);
     let response = if version >= 1 {
-        response.with_controller_id(BrokerId(context.config.node_id))
+        response.with_controller_id(BrokerId(context.cluster.controller_id()))
     } else {
         response
     };

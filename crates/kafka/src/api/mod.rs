@@ -5,14 +5,17 @@
 //! does); ApiVersions at an unknown version gets Kafka's v0 UNSUPPORTED_VERSION answer instead.
 
 mod api_versions;
+mod controller_apis;
 mod create_topics;
 mod delete_topics;
 mod fetch;
 mod find_coordinator;
+pub use find_coordinator::coordinator_of;
 mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+pub use metadata::CLUSTER_ID;
 mod offsets;
 mod produce;
 
@@ -90,6 +93,13 @@ pub async fn handle<E: Env>(context: &BrokerContext<E>, mut frame: Bytes) -> Rep
         ApiKey::ListGroups => serve!(ListGroupsRequest, groups::list_groups),
         ApiKey::OffsetCommit => serve!(OffsetCommitRequest, offsets::offset_commit),
         ApiKey::OffsetFetch => serve!(OffsetFetchRequest, offsets::offset_fetch),
+        ApiKey::BrokerRegistration => {
+            serve!(BrokerRegistrationRequest, controller_apis::broker_registration)
+        }
+        ApiKey::BrokerHeartbeat => {
+            serve!(BrokerHeartbeatRequest, controller_apis::broker_heartbeat)
+        }
+        ApiKey::AlterPartition => serve!(AlterPartitionRequest, controller_apis::alter_partition),
         other => Reply::Close(format!("{other:?} is advertised but has no handler")),
     }
 }

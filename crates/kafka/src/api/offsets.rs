@@ -74,9 +74,7 @@ async fn commit<E: Env>(
     now_ms: i64,
 ) -> Result<(), KafkaError> {
     let generation = request.generation_id_or_member_epoch;
-    context
-        .groups
-        .with_group(group_id, |g| g.validate_commit(&request.member_id, generation))??;
+    context.with_group(group_id, |g| g.validate_commit(&request.member_id, generation))??;
     let index = OffsetStore::partition_for(group_id, context.groups.config.offsets_partitions);
     let partition = context
         .replicas

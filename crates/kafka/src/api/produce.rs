@@ -94,7 +94,7 @@ fn append<E: Env>(
         .ok_or_else(|| KafkaError::UnknownTopicOrPartition(format!("{topic}-{index}")))?;
     let records = records.ok_or_else(|| KafkaError::CorruptBatch("no records".into()))?;
     if acks == -1 {
-        let isr = context.controller.isr_len(topic, index)?;
+        let isr = context.cluster.isr_len(topic, index);
         if isr < context.config.min_insync_replicas {
             return Err(KafkaError::NotEnoughReplicas {
                 isr,

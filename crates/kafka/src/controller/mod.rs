@@ -11,6 +11,7 @@ pub mod image;
 pub mod metadata_log;
 pub mod record;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use twinmq_runtime::Fs;
@@ -39,17 +40,150 @@ struct ControllerState<F: Fs> {
     log: MetadataLog<F>,
     image: MetadataImage,
     producer_ids_handed: i64,
+    /// Unfenced brokers: their registration epoch and last heartbeat.
+    live: BTreeMap<i32, Liveness>,
+    policy: ControllerPolicy,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    broker_epoch: i64,
+    last_heartbeat_ms: i64,
+}
+
+/// How the controller judges brokers and elects leaders.
+#[derive(Debug, Clone, Copy)]
+pub struct ControllerPolicy {
+    /// The node the controller runs on (never fenced by its own liveness check).
+    pub node_id: i32,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub session_timeout_ms: i64,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
 }
 
 impl<F: Fs> Controller<F> {
-    /// A controller over `log`, its image replayed from it.
-    pub fn new(log: MetadataLog<F>) -> Result<Self, KafkaError> {
+    /// A controller over `log`, its image replayed from it; every registered broker gets one
+    /// session timeout from `now_ms` to heartbeat before it is fenced.
+    pub fn new(
+        log: MetadataLog<F>,
+        policy: ControllerPolicy,
+        now_ms: i64,
+    ) -> Result<Self, KafkaError> {
         let mut image = MetadataImage::default();
         for record in log.replay()? {
             image.apply(&record);
         }
         let producer_ids_handed = image.next_producer_id;
-        Ok(Self { state: Mutex::new(ControllerState { log, image, producer_ids_handed }) })
+        let live = image
+            .brokers
+            .keys()
+            .map(|id| (*id, Liveness { broker_epoch: -1, last_heartbeat_ms: now_ms }))
+            .collect();
+        let state = ControllerState { log, image, producer_ids_handed, live, policy };
+        Ok(Self { state: Mutex::new(state) })
+    }
+
+    /// The metadata log's batches from `offset` (brokers fetch them).
+    pub fn read_batches(
+        &self,
+        offset: u64,
+        bytes_max: u64,
+    ) -> Result<(Vec<bytes::Bytes>, u64), KafkaError> {
+        let state = self.lock()?;
+        Ok((state.log.read_batches(offset, bytes_max)?, state.log.next_offset()))
+    }
+
+    /// A broker (re)registers: it is live again, with a new broker epoch.
+    pub fn register(
+        &self,
+        node_id: i32,
+        host: &str,
+        port: i32,
+        now_ms: i64,
+    ) -> Result<i64, KafkaError> {
+        let mut state = self.lock()?;
+        let known = state.image.brokers.get(&node_id);
+        if !known.is_some_and(|b| b.host == host && b.port == port) {
+            state.commit(MetadataRecord::RegisterBroker {
+                node_id,
+                host: host.to_owned(),
+                port,
+            })?;
+        }
+        let broker_epoch = i64::try_from(state.log.next_offset()).unwrap_or(i64::MAX);
+        state.live.insert(node_id, Liveness { broker_epoch, last_heartbeat_ms: now_ms });
+        tracing::info!(node_id, broker_epoch, "broker registered");
+        state.elect()?;
+        Ok(broker_epoch)
+    }
+
+    /// A broker's heartbeat; a broker the controller fenced (or never saw) must register again.
+    pub fn heartbeat(
+        &self,
+        node_id: i32,
+        broker_epoch: i64,
+        now_ms: i64,
+    ) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        match state.live.get_mut(&node_id) {
+            Some(live) if live.broker_epoch == broker_epoch || live.broker_epoch < 0 => {
+                live.broker_epoch = broker_epoch;
+                live.last_heartbeat_ms = now_ms;
+                Ok(())
+            }
+            _ => Err(KafkaError::StaleBrokerEpoch(node_id)),
+        }
+    }
+
+    /// Fences brokers whose session expired and moves their leadership; returns who was fenced.
+    pub fn check_liveness(&self, now_ms: i64) -> Result<Vec<i32>, KafkaError> {
+        let mut state = self.lock()?;
+        let policy = state.policy;
+        let expired: Vec<i32> = state
+            .live
+            .iter()
+            .filter(|(id, l)| {
+                **id != policy.node_id && now_ms - l.last_heartbeat_ms > policy.session_timeout_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            state.live.remove(id);
+            tracing::warn!(node_id = id, "broker session expired: fenced");
+        }
+        if !expired.is_empty() {
+            state.elect()?;
+        }
+        Ok(expired)
+    }
+
+    /// A leader's request to change its partition's ISR.
+    pub fn alter_isr(
+        &self,
+        broker: i32,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        new_isr: &[i32],
+    ) -> Result<PartitionImage, KafkaError> {
+        let mut state = self.lock()?;
+        let live: BTreeSet<i32> = state.live.keys().copied().collect();
+        let change = election::alter_isr(
+            &state.image,
+            topic,
+            partition,
+            broker,
+            leader_epoch,
+            new_isr,
+            &live,
+        )?;
+        state.commit(change)?;
+        state
+            .image
+            .partition(topic, partition)
+            .cloned()
+            .ok_or_else(|| KafkaError::UnknownTopicOrPartition(format!("{topic}-{partition}")))
     }
 
     /// A copy of the current metadata.
@@ -60,16 +194,6 @@ impl<F: Fs> Controller<F> {
     /// How many replicas of a partition are in sync (0 for an unknown partition).
     pub fn isr_len(&self, topic: &str, partition: i32) -> Result<usize, KafkaError> {
         Ok(self.lock()?.image.partition(topic, partition).map_or(0, |p| p.isr.len()))
-    }
-
-    /// Registers a broker (or its new address).
-    pub fn register_broker(&self, node_id: i32, host: &str, port: i32) -> Result<(), KafkaError> {
-        let mut state = self.lock()?;
-        let known = state.image.brokers.get(&node_id);
-        if known.is_some_and(|b| b.host == host && b.port == port) {
-            return Ok(());
-        }
-        state.commit(MetadataRecord::RegisterBroker { node_id, host: host.to_owned(), port })
     }
 
     /// Creates a topic, placing `replication_factor` replicas of each partition round-robin
@@ -88,7 +212,7 @@ impl<F: Fs> Controller<F> {
         if state.image.topics.contains_key(name) {
             return Err(KafkaError::TopicAlreadyExists(name.to_owned()));
         }
-        let brokers: Vec<i32> = state.image.brokers.keys().copied().collect();
+        let brokers: Vec<i32> = state.live.keys().copied().collect();
         let factor = usize::try_from(replication_factor).unwrap_or(0);
         if factor == 0 || factor > brokers.len() {
             return Err(KafkaError::InvalidReplicationFactor(i32::from(replication_factor)));
@@ -141,6 +265,18 @@ impl<F: Fs> ControllerState<F> {
     fn commit(&mut self, record: MetadataRecord) -> Result<(), KafkaError> {
         self.log.append(&record)?;
         self.image.apply(&record);
+        Ok(())
+    }
+
+    /// Writes the leader and ISR changes the live set calls for.
+    fn elect(&mut self) -> Result<(), KafkaError> {
+        let live: BTreeSet<i32> = self.live.keys().copied().collect();
+        for change in
+            election::changes_for_liveness(&self.image, &live, self.policy.unclean_leader_election)
+        {
+            tracing::info!(?change, "partition change");
+            self.commit(change)?;
+        }
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ pub enum MetadataRecord {
         /// The topic.
         name: String,
         /// Its id (KIP-516), unique across re-creations of the name.
+        #[serde(with = "hex_u128")]
         topic_id: u128,
         /// Replica node ids per partition.
         replicas: Vec<Vec<i32>>,
@@ -49,4 +50,35 @@ pub enum MetadataRecord {
         /// The first id not yet handed out.
         next: i64,
     },
+}
+
+/// A u128 as 32 hex digits (JSON numbers do not hold 128 bits).
+mod hex_u128 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{value:032x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let record = MetadataRecord::CreateTopic {
+            name: "t".into(),
+            topic_id: u128::MAX - 5,
+            replicas: vec![vec![1, 2]],
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains("fffffffffffffffffffffffffffffffa"), "{json}");
+        assert_eq!(serde_json::from_str::<MetadataRecord>(&json).unwrap(), record);
+    }
 }

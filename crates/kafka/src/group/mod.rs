@@ -15,7 +15,7 @@ pub use state::{Group, GroupPhase, JoinOutcome, JoinRequest};
 
 use crate::config::{BrokerConfig, GroupConfig};
 use crate::error::KafkaError;
-use crate::replica::ReplicaManager;
+use crate::replica::Partition;
 use crate::server::BrokerContext;
 
 /// How often member sessions and rebalance deadlines are checked.
@@ -45,19 +45,18 @@ impl<F: Fs> GroupCoordinator<F> {
         })
     }
 
-    /// Replays every `__consumer_offsets` partition on this broker into the offset cache.
-    pub fn load(&self, replicas: &ReplicaManager<F>) -> Result<u64, KafkaError> {
+    /// Replays an offsets partition this broker now leads into the offset cache (a coordinator
+    /// taking over its groups).
+    pub fn load_partition(&self, partition: &Partition<F>) -> Result<u64, KafkaError> {
         let mut applied = 0;
-        for partition in replicas.all().iter().filter(|p| p.topic == OFFSETS_TOPIC) {
-            let mut offset = partition.offsets()?.0;
-            loop {
-                let fetched = partition.read_committed(offset, 1 << 20)?;
-                let Some(last) = fetched.batches.last() else { break };
-                let header = crate::record_batch::read_header(last)?;
-                offset = u64::try_from(header.base_offset).unwrap_or(0)
-                    + u64::from(header.offset_count());
-                applied += self.offsets.replay(&fetched.batches)?;
-            }
+        let mut offset = partition.offsets()?.0;
+        loop {
+            let fetched = partition.read_committed(offset, 1 << 20)?;
+            let Some(last) = fetched.batches.last() else { break };
+            let header = crate::record_batch::read_header(last)?;
+            offset =
+                u64::try_from(header.base_offset).unwrap_or(0) + u64::from(header.offset_count());
+            applied += self.offsets.replay(&fetched.batches)?;
         }
         Ok(applied)
     }

@@ -70,7 +70,7 @@ impl<F: Fs> ReplicaManager<F> {
         &self,
         image: &MetadataImage,
         broker_shutdown: &Shutdown,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Vec<Arc<Partition<F>>>, KafkaError> {
         let mut wanted = Vec::new();
         for (topic, topic_image) in &image.topics {
             for (index, partition) in topic_image.partitions.iter().enumerate() {
@@ -93,8 +93,12 @@ impl<F: Fs> ReplicaManager<F> {
     }
 
     /// Makes each held partition leader or follower as the image says, when that changed.
-    fn apply_leadership(&self, image: &MetadataImage) -> Result<(), KafkaError> {
+    fn apply_leadership(
+        &self,
+        image: &MetadataImage,
+    ) -> Result<Vec<Arc<Partition<F>>>, KafkaError> {
         let now_ms = self.clock.now_ms();
+        let mut new_leaders = Vec::new();
         for partition in self.all() {
             let Some(wanted) = image.partition(&partition.topic, partition.index) else { continue };
             let (role, epoch, _) = partition.role()?;
@@ -107,6 +111,7 @@ impl<F: Fs> ReplicaManager<F> {
                         &wanted.isr,
                         now_ms,
                     )?;
+                    new_leaders.push(Arc::clone(&partition));
                 } else if role.isr() != Some(&wanted.isr[..]) {
                     partition.set_isr(&wanted.isr)?;
                 }
@@ -116,7 +121,7 @@ impl<F: Fs> ReplicaManager<F> {
                 partition.become_follower(wanted.leader_epoch, wanted.leader)?;
             }
         }
-        Ok(())
+        Ok(new_leaders)
     }
 
     /// The partition, if this broker holds it.

@@ -1,6 +1,7 @@
 //! Replicas on this broker: partitions, their producers' state, and the manager that opens,
 //! flushes and deletes them.
 
+pub mod fetcher;
 pub mod leader_epoch;
 pub mod manager;
 pub mod partition;

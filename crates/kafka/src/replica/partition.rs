@@ -109,6 +109,8 @@ pub struct FollowerFetch {
     pub fetched: Fetched,
     /// An ISR expansion the leader should ask the controller for.
     pub isr_proposal: Option<IsrProposal>,
+    /// Whether this fetch moved the high watermark (consumers waiting on it can proceed).
+    pub high_watermark_advanced: bool,
 }
 
 /// One partition replica.
@@ -331,6 +333,7 @@ impl<F: Fs> Partition<F> {
             answer.isr_proposal =
                 state.role.follower_fetched(replica, fetch_offset, leo, high_watermark, now_ms);
             self.advance_high_watermark(state);
+            answer.high_watermark_advanced = state.high_watermark > high_watermark;
             if fetch_offset < leo {
                 for entry in state.log.read(fetch_offset, bytes_max)? {
                     answer.fetched.bytes += entry.payload.len() as u64;

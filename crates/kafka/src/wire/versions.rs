@@ -29,10 +29,18 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
 ];
 
-/// The advertised range of an API, or `None` when twinmq does not serve it.
+/// Broker-to-controller APIs (KRaft's): served, never advertised to clients.
+pub const INTERNAL_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::BrokerRegistration, 0, 0),
+    (ApiKey::BrokerHeartbeat, 0, 0),
+    (ApiKey::AlterPartition, 2, 2),
+];
+
+/// The range of an API twinmq serves (advertised or internal), or `None`.
 pub fn supported_range(key: ApiKey) -> Option<VersionRange> {
     SUPPORTED_APIS
         .iter()
+        .chain(INTERNAL_APIS)
         .find(|(api, _, _)| *api == key)
         .map(|(_, min, max)| VersionRange { min: *min, max: *max })
 }

@@ -1,10 +1,12 @@
 """kafka-python driven by twinmq's end-to-end tests; every command prints one JSON line.
 
   produce   --bootstrap B --topic T --count N [--compression C] [--acks A] [--idempotent 0|1]
+            [--progress N]
   consume   --bootstrap B --topic T --expect N
   group     --bootstrap B --topic T --group G   (two members split, one leaves, restart resumes)
-  create    --bootstrap B --topic T --partitions P
+  create    --bootstrap B --topic T --partitions P [--replication-factor R]
   committed --bootstrap B --topic T --group G   (the group's committed offsets)
+  isr       --bootstrap B --topic T   (each partition's ISR size)
 """
 
 import argparse
@@ -25,7 +27,7 @@ def key_of(i):
 
 def create(args):
     admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
-    admin.create_topics([NewTopic(args.topic, args.partitions, 1)])
+    admin.create_topics([NewTopic(args.topic, args.partitions, args.replication_factor)])
     admin.close()
     return {"created": args.topic}
 
@@ -39,10 +41,20 @@ def produce(args):
     if args.acks is not None:
         options["acks"] = args.acks if args.acks == "all" else int(args.acks)
     producer = KafkaProducer(**options)
-    futures = [
-        producer.send(args.topic, key=key_of(i).encode(), value=f"{key_of(i)}|{i}".encode())
-        for i in range(args.count)
-    ]
+    acked = [0]
+    lock = threading.Lock()
+
+    def on_ack(_metadata):
+        with lock:
+            acked[0] += 1
+            if args.progress and acked[0] % args.progress == 0:
+                print(json.dumps({"progress": acked[0]}), flush=True)
+
+    futures = []
+    for i in range(args.count):
+        future = producer.send(args.topic, key=key_of(i).encode(), value=f"{key_of(i)}|{i}".encode())
+        future.add_callback(on_ack)
+        futures.append(future)
     producer.flush()
     acked = sum(1 for f in futures if f.succeeded())
     producer.close()
@@ -194,6 +206,15 @@ def group(args):
     return out
 
 
+def isr(args):
+    """Each partition's in-sync replica count, as the cluster's metadata says."""
+    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    described = admin.describe_topics([args.topic])
+    admin.close()
+    partitions = described[0]["partitions"]
+    return {"isr": {str(p["partition_index"]): len(p["isr_nodes"]) for p in partitions}}
+
+
 def committed(args):
     consumer = KafkaConsumer(bootstrap_servers=args.bootstrap, group_id=args.group, enable_auto_commit=False)
     partitions = sorted(consumer.partitions_for_topic(args.topic))
@@ -210,10 +231,12 @@ def main():
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--replication-factor", type=int, default=1)
     parser.add_argument("--compression", default="none")
     parser.add_argument("--acks", default=None)
     parser.add_argument("--idempotent", type=int, default=None)
     parser.add_argument("--group", default="g")
+    parser.add_argument("--progress", type=int, default=0, help="print a line every N acks")
     args = parser.parse_args()
     commands = {
         "produce": produce,
@@ -221,6 +244,7 @@ def main():
         "group": group,
         "create": create,
         "committed": committed,
+        "isr": isr,
     }
     print(json.dumps(commands[args.command](args)))
     sys.stdout.flush()

@@ -34,11 +34,16 @@ impl KafkaServer {
     /// Starts a single-node broker on an ephemeral port with `extra` flags and waits until it
     /// listens (it prints its address once bound).
     pub fn start(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_as("kafka", data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `twinmq serve <role>` (`kafka` or `kafka-controller`) listening on `listen`.
+    pub fn start_as(role: &str, data_dir: &std::path::Path, listen: &str, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("broker log file");
         let mut child = std::process::Command::new(twinmq_binary())
-            .args(["serve", "kafka", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", role, "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdout(std::process::Stdio::piped())

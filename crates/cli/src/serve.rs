@@ -1,21 +1,28 @@
 //! `twinmq serve <model>`: run a broker on real sockets and disks until SIGTERM or Ctrl-C, then
 //! flush and stop cleanly.
+//!
+//! Kafka settings come from flags, or from a TOML file (`--config`) whose keys are the flags'
+//! names with underscores; a flag given on the command line wins over the file.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use twinmq_kafka::{Broker, BrokerConfig};
-use twinmq_runtime::{RealEnv, Shutdown};
+use serde::Deserialize;
+use twinmq_kafka::{Broker, BrokerConfig, ControllerLocation};
+use twinmq_runtime::{RealEnv, RealFs, Shutdown};
 use twinmq_storage::FlushPolicy;
 
 /// The broker to run.
 #[derive(Debug, Subcommand)]
 pub enum Serve {
-    /// A Kafka-protocol broker with its own controller (a working single-node cluster).
-    Kafka(KafkaArgs),
+    /// A Kafka-protocol broker; with no --controller it is its own controller (a working
+    /// single-node cluster).
+    Kafka(Box<KafkaArgs>),
+    /// A Kafka-model controller without partitions of its own, for clusters of brokers.
+    KafkaController(Box<KafkaArgs>),
     /// A RocketMQ nameserver.
     RocketmqNamesrv(Pending),
     /// A RocketMQ broker.
@@ -30,7 +37,8 @@ pub struct Pending {
 }
 
 /// When appends are made durable.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Flush {
     /// fsync before acknowledging (group commit).
     Sync,
@@ -38,33 +46,66 @@ pub enum Flush {
     Async,
 }
 
-/// `twinmq serve kafka`.
-#[derive(Debug, Args)]
+/// `twinmq serve kafka` and `kafka-controller`.
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KafkaArgs {
-    /// This broker's node id.
-    #[arg(long, default_value_t = 1)]
-    node_id: i32,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
-    /// Data directory (partitions, metadata log, committed offsets).
-    #[arg(long, default_value = "twinmq-data/kafka")]
-    data_dir: PathBuf,
-    /// Host advertised to clients (default: the listen address's IP).
+    /// A TOML file with any of these settings.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// This node's id [default: 1].
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Address to listen on [default: 127.0.0.1:9092].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: twinmq-data/kafka-<node id>].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Host advertised to clients [default: the listen address's IP].
     #[arg(long)]
     advertised_host: Option<String>,
-    /// Partitions of an auto-created topic (`num.partitions`).
-    #[arg(long, default_value_t = 1)]
-    partitions: i32,
-    /// Flush policy of partition logs.
-    #[arg(long, value_enum, default_value_t = Flush::Async)]
-    flush: Flush,
+    /// The cluster's controller as `node_id@host:port` [default: this process].
+    #[arg(long)]
+    controller: Option<String>,
+    /// Partitions of an auto-created topic (`num.partitions`) [default: 1].
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Replicas of a topic created without one (`default.replication.factor`) [default: 1].
+    #[arg(long)]
+    replication_factor: Option<i16>,
+    /// `min.insync.replicas` [default: 1].
+    #[arg(long)]
+    min_insync_replicas: Option<usize>,
+    /// `unclean.leader.election.enable` [default: false].
+    #[arg(long)]
+    unclean_leader_election: Option<bool>,
+    /// `replica.lag.time.max.ms` [default: 30000].
+    #[arg(long)]
+    replica_lag_time_max_ms: Option<i64>,
+    /// `broker.session.timeout.ms` [default: 9000].
+    #[arg(long)]
+    broker_session_timeout_ms: Option<i64>,
+    /// `retention.ms` of partition logs [default: 7 days].
+    #[arg(long)]
+    retention_ms: Option<i64>,
+    /// `retention.bytes` of partition logs [default: unlimited].
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// `segment.bytes` [default: 1 GiB].
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+    /// Flush policy of partition logs [default: async].
+    #[arg(long, value_enum)]
+    flush: Option<Flush>,
 }
 
 /// Runs the chosen broker.
 pub fn run(serve: Serve) -> anyhow::Result<ExitCode> {
     match serve {
-        Serve::Kafka(args) => run_kafka(args),
+        Serve::Kafka(args) => run_kafka(*args, true),
+        Serve::KafkaController(args) => run_kafka(*args, false),
         Serve::RocketmqNamesrv(_) | Serve::RocketmqBroker(_) => {
             eprintln!(
                 "twinmq serve rocketmq-*: not built yet (tracked in the RocketMQ model issue)"
@@ -74,21 +115,71 @@ pub fn run(serve: Serve) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_kafka(args: KafkaArgs) -> anyhow::Result<ExitCode> {
-    let mut config = BrokerConfig::single_node(args.node_id, args.listen, args.data_dir);
-    config.advertised_host = args.advertised_host;
-    config.num_partitions = args.partitions;
-    config.log.flush = match args.flush {
+fn read_file(path: &Path) -> anyhow::Result<KafkaArgs> {
+    let bytes = twinmq_storage::atomic_file::read_whole(&RealFs, path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::str::from_utf8(&bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+    toml::from_str(text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Flags over the file over the defaults.
+fn kafka_config(flags: KafkaArgs, broker_role: bool) -> anyhow::Result<BrokerConfig> {
+    let file = match &flags.config {
+        Some(path) => read_file(path)?,
+        None => KafkaArgs::default(),
+    };
+    macro_rules! pick {
+        ($field:ident) => {
+            flags.$field.clone().or(file.$field.clone())
+        };
+    }
+    let node_id = pick!(node_id).unwrap_or(1);
+    let listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+    let data_dir =
+        pick!(data_dir).unwrap_or_else(|| PathBuf::from(format!("twinmq-data/kafka-{node_id}")));
+    let mut config = BrokerConfig::single_node(node_id, listen, data_dir);
+    config.broker_role = broker_role;
+    config.advertised_host = pick!(advertised_host);
+    if let Some(controller) = pick!(controller) {
+        let (id, addr) = controller.split_once('@').context("--controller is node_id@host:port")?;
+        let node_id = id.parse().context("--controller's node id")?;
+        config.controller = ControllerLocation::Remote { node_id, addr: addr.to_owned() };
+    }
+    config.num_partitions = pick!(partitions).unwrap_or(config.num_partitions);
+    config.default_replication_factor =
+        pick!(replication_factor).unwrap_or(config.default_replication_factor);
+    config.min_insync_replicas = pick!(min_insync_replicas).unwrap_or(config.min_insync_replicas);
+    config.unclean_leader_election = pick!(unclean_leader_election).unwrap_or(false);
+    config.replica_lag_time_max_ms =
+        pick!(replica_lag_time_max_ms).unwrap_or(config.replica_lag_time_max_ms);
+    config.broker_session_timeout_ms =
+        pick!(broker_session_timeout_ms).unwrap_or(config.broker_session_timeout_ms);
+    if let Some(ms) = pick!(retention_ms) {
+        config.log.retention_ms = Some(ms);
+    }
+    if let Some(bytes) = pick!(retention_bytes) {
+        config.log.retention_bytes = Some(bytes);
+    }
+    if let Some(bytes) = pick!(segment_bytes) {
+        config.log.segment_bytes_max = bytes;
+    }
+    config.log.flush = match pick!(flush).unwrap_or(Flush::Async) {
         Flush::Sync => FlushPolicy::Sync,
         Flush::Async => FlushPolicy::ASYNC_DEFAULT,
     };
+    Ok(config)
+}
+
+fn run_kafka(args: KafkaArgs, broker_role: bool) -> anyhow::Result<ExitCode> {
+    let config = kafka_config(args, broker_role)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
         let broker = Broker::bind(RealEnv::new(), config).await.context("starting the broker")?;
-        println!("twinmq kafka broker listening on {}", broker.local_addr());
+        println!("twinmq kafka listening on {}", broker.local_addr());
         let shutdown = Shutdown::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         broker.run(shutdown).await.context("running the broker")?;

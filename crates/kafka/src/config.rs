@@ -40,6 +40,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// Where the cluster's controller runs.
     pub controller: ControllerLocation,
+    /// Whether this node is a broker (holds partitions); a controller-only node is not.
+    pub broker_role: bool,
     /// `broker.session.timeout.ms`: the controller fences a broker silent this long.
     pub broker_session_timeout_ms: i64,
     /// `broker.heartbeat.interval.ms`.
@@ -112,6 +114,7 @@ impl BrokerConfig {
             fetch_bytes_max: 55 * 1024 * 1024,
             connections_max: 4_096,
             controller: ControllerLocation::Local,
+            broker_role: true,
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 500,
             replica_fetch_wait_max_ms: 500,

@@ -49,6 +49,7 @@ async fn check_liveness<E: Env>(context: &BrokerContext<E>) {
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "liveness check failed"),
         }
+        context.ensure_offsets_topic();
     }
 }
 

@@ -57,6 +57,24 @@ impl<E: Env> BrokerContext<E> {
         self.records_visible.notify_waiters();
     }
 
+    /// On the controller node: creates `__consumer_offsets` once enough brokers are live to hold
+    /// it (Kafka creates it on first use and refuses until then).
+    pub fn ensure_offsets_topic(&self) {
+        let Some(controller) = &self.cluster.controller else { return };
+        if self.cluster.with_image(|image| image.topics.contains_key(OFFSETS_TOPIC)) {
+            return;
+        }
+        let partitions = self.config.group.offsets_partitions;
+        let factor = self.config.default_replication_factor;
+        if controller.live_brokers().unwrap_or(0) < usize::try_from(factor).unwrap_or(usize::MAX) {
+            return;
+        }
+        match controller.create_topic(OFFSETS_TOPIC, partitions, factor) {
+            Ok(_) => self.metadata_changed(),
+            Err(error) => tracing::warn!(%error, "creating the offsets topic failed"),
+        }
+    }
+
     /// Runs `f` on a group this broker coordinates; NOT_COORDINATOR otherwise.
     pub fn with_group<T>(
         &self,
@@ -128,7 +146,14 @@ impl<E: Env> Broker<E> {
                     unclean_leader_election: config.unclean_leader_election,
                 };
                 let controller = Controller::new(log, policy, clock.now_ms())?;
-                controller.register(config.node_id, &advertised.0, advertised.1, clock.now_ms())?;
+                if config.broker_role {
+                    controller.register(
+                        config.node_id,
+                        &advertised.0,
+                        advertised.1,
+                        clock.now_ms(),
+                    )?;
+                }
                 Some(controller)
             }
             ControllerLocation::Remote { .. } => None,
@@ -153,13 +178,7 @@ impl<E: Env> Broker<E> {
             records_visible: Notify::new(),
             shutdown: Shutdown::new(),
         });
-        if let Some(controller) = &context.cluster.controller
-            && !controller.image()?.topics.contains_key(OFFSETS_TOPIC)
-        {
-            let partitions = context.config.group.offsets_partitions;
-            let factor = context.config.default_replication_factor;
-            controller.create_topic(OFFSETS_TOPIC, partitions, factor)?;
-        }
+        context.ensure_offsets_topic();
         context.sync_replicas()?;
         tracing::info!(node_id = context.config.node_id, %local, "kafka broker listening");
         Ok(Self { listener, context })

@@ -13,6 +13,9 @@ use crate::log_segment::LogSegment;
 use crate::segment::{ScanEnd, Segment, file_name, parse_file_name, sync_parent};
 use crate::sparse_index::SparseIndex;
 
+/// Files a broker keeps in a partition directory beside the log (Kafka's names).
+pub const PARTITION_SIDECARS: &[&str] = &["leader-epoch-checkpoint", "partition.metadata"];
+
 /// Lists `dir` and returns its segments by base offset, recovered.
 pub(crate) fn load_segments<F: Fs>(
     fs: &F,
@@ -40,6 +43,8 @@ pub(crate) fn load_segments<F: Fs>(
             fs.remove_file(&path).at(&path)?;
             recovery.removed.push(path);
             removed_any = true;
+        } else if PARTITION_SIDECARS.iter().any(|sidecar| name.starts_with(sidecar)) {
+            // The broker's own files beside the log (leader epochs); not the log's business.
         } else {
             tracing::warn!(file = %path.display(), "not a log file; left alone");
             recovery.unknown.push(path);

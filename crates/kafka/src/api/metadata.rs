@@ -67,17 +67,27 @@ pub async fn handle<E: Env>(
     }
     let response = MetadataResponse::default().with_brokers(brokers(&image)).with_topics(topics);
     let response = if version >= 1 {
-        response.with_controller_id(BrokerId(context.cluster.controller_id()))
+        response.with_controller_id(BrokerId(admin_node(context, &image)))
     } else {
         response
     };
     if version >= 2 { response.with_cluster_id(Some(str_bytes(CLUSTER_ID))) } else { response }
 }
 
+/// The node clients send admin requests to: this broker, which forwards them to the controller
+/// (KRaft brokers report a broker, never the controller quorum, as `controller_id`).
+fn admin_node<E: Env>(context: &BrokerContext<E>, image: &MetadataImage) -> i32 {
+    if context.config.broker_role {
+        return context.config.node_id;
+    }
+    image.brokers.values().find(|b| !b.fenced).map_or(context.config.node_id, |b| b.node_id)
+}
+
 fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))

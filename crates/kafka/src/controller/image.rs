@@ -14,6 +14,8 @@ pub struct BrokerImage {
     pub host: String,
     /// Advertised port.
     pub port: i32,
+    /// Fenced: not live, not listed to clients, not elected.
+    pub fenced: bool,
 }
 
 /// One partition's placement and leadership.
@@ -57,8 +59,18 @@ impl MetadataImage {
         self.records_applied += 1;
         match record {
             MetadataRecord::RegisterBroker { node_id, host, port } => {
-                let broker = BrokerImage { node_id: *node_id, host: host.clone(), port: *port };
+                let broker = BrokerImage {
+                    node_id: *node_id,
+                    host: host.clone(),
+                    port: *port,
+                    fenced: false,
+                };
                 self.brokers.insert(*node_id, broker);
+            }
+            MetadataRecord::FenceBroker { node_id } => {
+                if let Some(broker) = self.brokers.get_mut(node_id) {
+                    broker.fenced = true;
+                }
             }
             MetadataRecord::CreateTopic { name, topic_id, replicas } => {
                 let partitions = replicas

@@ -77,8 +77,9 @@ impl<F: Fs> Controller<F> {
         let producer_ids_handed = image.next_producer_id;
         let live = image
             .brokers
-            .keys()
-            .map(|id| (*id, Liveness { broker_epoch: -1, last_heartbeat_ms: now_ms }))
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| (b.node_id, Liveness { broker_epoch: -1, last_heartbeat_ms: now_ms }))
             .collect();
         let state = ControllerState { log, image, producer_ids_handed, live, policy };
         Ok(Self { state: Mutex::new(state) })
@@ -104,7 +105,7 @@ impl<F: Fs> Controller<F> {
     ) -> Result<i64, KafkaError> {
         let mut state = self.lock()?;
         let known = state.image.brokers.get(&node_id);
-        if !known.is_some_and(|b| b.host == host && b.port == port) {
+        if !known.is_some_and(|b| b.host == host && b.port == port && !b.fenced) {
             state.commit(MetadataRecord::RegisterBroker {
                 node_id,
                 host: host.to_owned(),
@@ -116,6 +117,11 @@ impl<F: Fs> Controller<F> {
         tracing::info!(node_id, broker_epoch, "broker registered");
         state.elect()?;
         Ok(broker_epoch)
+    }
+
+    /// How many brokers are live (registered and not fenced).
+    pub fn live_brokers(&self) -> Result<usize, KafkaError> {
+        Ok(self.lock()?.live.len())
     }
 
     /// A broker's heartbeat; a broker the controller fenced (or never saw) must register again.
@@ -151,6 +157,7 @@ impl<F: Fs> Controller<F> {
         for id in &expired {
             state.live.remove(id);
             tracing::warn!(node_id = id, "broker session expired: fenced");
+            state.commit(MetadataRecord::FenceBroker { node_id: *id })?;
         }
         if !expired.is_empty() {
             state.elect()?;

@@ -16,6 +16,11 @@ pub enum MetadataRecord {
         /// Port clients connect to.
         port: i32,
     },
+    /// A broker's session expired: it is fenced until it registers again.
+    FenceBroker {
+        /// `node.id`.
+        node_id: i32,
+    },
     /// A topic with its replica assignment; partition `i` starts with leader `replicas[i][0]`,
     /// epoch 0, and every replica in sync.
     CreateTopic {

@@ -29,6 +29,8 @@ pub struct ReplicaManager<F: Fs> {
     log_config: LogConfig,
     node_id: i32,
     partitions: RwLock<QueueMap<Held<F>>>,
+    /// Serializes `sync_with`: two metadata updates must not open one partition twice.
+    syncing: std::sync::Mutex<()>,
 }
 
 impl<F: Fs> std::fmt::Debug for ReplicaManager<F> {
@@ -61,6 +63,7 @@ impl<F: Fs> ReplicaManager<F> {
             log_config,
             node_id,
             partitions: RwLock::new(QueueMap::default()),
+            syncing: std::sync::Mutex::new(()),
         })
     }
 
@@ -71,6 +74,10 @@ impl<F: Fs> ReplicaManager<F> {
         image: &MetadataImage,
         broker_shutdown: &Shutdown,
     ) -> Result<Vec<Arc<Partition<F>>>, KafkaError> {
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .map_err(|_| KafkaError::InvalidRequest("replica sync lock poisoned".into()))?;
         let mut wanted = Vec::new();
         for (topic, topic_image) in &image.topics {
             for (index, partition) in topic_image.partitions.iter().enumerate() {

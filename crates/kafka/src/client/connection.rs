@@ -32,6 +32,12 @@ pub enum ClientError {
     /// A message did not encode or decode.
     #[error("codec: {0}")]
     Codec(String),
+    /// The cluster's metadata names no such broker.
+    #[error("no broker {0} in the metadata")]
+    UnknownNode(i32),
+    /// The broker answered with an error code.
+    #[error("the broker answered with error {0}")]
+    Broker(i16),
     /// The response answers another request.
     #[error("correlation id {got}, expected {expected}")]
     Correlation {

@@ -2,6 +2,14 @@
 //! simulator: a request/response connection (used by brokers to reach the controller and their
 //! leaders, and by the producer and consumer built on it).
 
+pub mod assignor;
+pub mod cluster_client;
 pub mod connection;
+pub mod consumer;
+pub mod partitioner;
+pub mod producer;
 
+pub use cluster_client::{ClusterClient, PartitionInfo};
 pub use connection::{ClientConnection, ClientError};
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig};
+pub use producer::{Producer, ProducerConfig, RecordMetadata};

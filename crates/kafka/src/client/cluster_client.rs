@@ -1,0 +1,172 @@
+//! ClusterClient — what every client of a Kafka cluster needs: bootstrap, a metadata cache
+//! (brokers, partitions and their leaders), and one connection per broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Request, StrBytes};
+use tokio::sync::Mutex;
+use twinmq_runtime::Net;
+
+use super::connection::{ClientConnection, ClientError};
+
+/// Metadata version the client speaks.
+const METADATA_VERSION: i16 = 9;
+
+/// One partition as the cluster's metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The leader's node id (-1: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    brokers: BTreeMap<i32, String>,
+    topics: BTreeMap<String, Vec<PartitionInfo>>,
+}
+
+/// A client's view of a cluster, and its connections.
+pub struct ClusterClient<N: Net> {
+    net: N,
+    bootstrap: Vec<String>,
+    client_id: String,
+    cache: std::sync::Mutex<Cache>,
+    connections: Mutex<BTreeMap<i32, Arc<Mutex<ClientConnection<N>>>>>,
+}
+
+impl<N: Net> std::fmt::Debug for ClusterClient<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterClient").field("bootstrap", &self.bootstrap).finish_non_exhaustive()
+    }
+}
+
+impl<N: Net> ClusterClient<N> {
+    /// A client of the cluster reachable at any of `bootstrap` (`host:port`, comma-separated).
+    pub fn new(net: N, bootstrap: &str, client_id: &str) -> Self {
+        Self {
+            net,
+            bootstrap: bootstrap
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            client_id: client_id.to_owned(),
+            cache: std::sync::Mutex::new(Cache::default()),
+            connections: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Refreshes metadata for `topics` (auto-creating them when the broker allows).
+    pub async fn refresh(&self, topics: &[String]) -> Result<(), ClientError> {
+        let request = MetadataRequest::default()
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect(),
+            ))
+            .with_allow_auto_topic_creation(true);
+        let mut last_error = ClientError::Closed;
+        let known: Vec<String> = {
+            let cache = self.lock();
+            cache.brokers.values().cloned().collect()
+        };
+        for addr in known.iter().chain(&self.bootstrap) {
+            let mut connection =
+                match ClientConnection::connect(&self.net, addr, &self.client_id).await {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        last_error = error;
+                        continue;
+                    }
+                };
+            match connection.send(METADATA_VERSION, &request).await {
+                Ok(response) => {
+                    self.apply(response);
+                    return Ok(());
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn apply(&self, response: MetadataResponse) {
+        let mut cache = self.lock();
+        cache.brokers = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
+        for topic in response.topics {
+            let Some(name) = topic.name else { continue };
+            if topic.error_code != 0 {
+                continue;
+            }
+            let mut partitions = topic.partitions;
+            partitions.sort_by_key(|p| p.partition_index);
+            let infos = partitions
+                .iter()
+                .map(|p| PartitionInfo { leader: p.leader_id.0, leader_epoch: p.leader_epoch })
+                .collect();
+            cache.topics.insert(name.to_string(), infos);
+        }
+    }
+
+    /// The partitions of a topic, if known.
+    pub fn partitions(&self, topic: &str) -> Option<Vec<PartitionInfo>> {
+        self.lock().topics.get(topic).cloned()
+    }
+
+    /// Sends `request` to broker `node_id` over its shared connection; a failed connection is
+    /// dropped so the next request reconnects.
+    pub async fn send_to<R: Request>(
+        &self,
+        node_id: i32,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        let connection = self.connection(node_id).await?;
+        let mut connection = connection.lock().await;
+        let result = connection.send(version, request).await;
+        if result.is_err() {
+            self.connections.lock().await.remove(&node_id);
+        }
+        result
+    }
+
+    async fn connection(
+        &self,
+        node_id: i32,
+    ) -> Result<Arc<Mutex<ClientConnection<N>>>, ClientError> {
+        let mut connections = self.connections.lock().await;
+        if let Some(connection) = connections.get(&node_id) {
+            return Ok(Arc::clone(connection));
+        }
+        let addr =
+            self.lock().brokers.get(&node_id).cloned().ok_or(ClientError::UnknownNode(node_id))?;
+        let connection = Arc::new(Mutex::new(
+            ClientConnection::connect(&self.net, &addr, &self.client_id).await?,
+        ));
+        connections.insert(node_id, Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    /// Any known broker (for requests that may go anywhere).
+    pub fn any_node(&self) -> Option<i32> {
+        self.lock().brokers.keys().next().copied()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,598 @@
+//! Consumer — twinmq's own Kafka consumer: assigned partitions or a group subscription (the
+//! classic protocol with the range or round-robin assignor, interoperable with other clients'
+//! members), fetches from each partition's leader, offset commits, seeks by offset or time.
+//!
+//! Heartbeats are sent from `poll`, so an application must poll within the session timeout.
+//! Fetched batches must be uncompressed (the client decodes without codecs).
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use twinmq_runtime::{Clock, Net};
+
+use super::assignor::Assignor;
+use super::cluster_client::ClusterClient;
+use super::connection::ClientError;
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The log start.
+    Earliest,
+    /// The high watermark.
+    Latest,
+}
+
+/// Consumer settings (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `group.id`; `None` for assigned partitions only.
+    pub group_id: Option<String>,
+    /// `partition.assignment.strategy`.
+    pub assignor: Assignor,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// `max.poll.interval.ms` (the rebalance timeout).
+    pub rebalance_timeout_ms: i32,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i64,
+    /// `auto.offset.reset`.
+    pub offset_reset: OffsetReset,
+    /// `fetch.max.wait.ms`.
+    pub fetch_max_wait_ms: i32,
+    /// `max.partition.fetch.bytes`.
+    pub partition_fetch_bytes: i32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: None,
+            assignor: Assignor::Range,
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            heartbeat_interval_ms: 1_000,
+            offset_reset: OffsetReset::Earliest,
+            fetch_max_wait_ms: 500,
+            partition_fetch_bytes: 1 << 20,
+        }
+    }
+}
+
+/// One consumed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its timestamp.
+    pub timestamp: i64,
+    /// Its key.
+    pub key: Option<Bytes>,
+    /// Its value.
+    pub value: Option<Bytes>,
+}
+
+#[derive(Debug)]
+struct Membership {
+    coordinator: i32,
+    member_id: String,
+    generation_id: i32,
+    last_heartbeat_ms: i64,
+}
+
+/// A consumer.
+pub struct Consumer<N: Net> {
+    client: ClusterClient<N>,
+    clock: Clock,
+    config: ConsumerConfig,
+    subscription: Vec<String>,
+    positions: BTreeMap<(String, i32), Option<i64>>,
+    membership: Option<Membership>,
+    rejoin: bool,
+}
+
+impl<N: Net> std::fmt::Debug for Consumer<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("positions", &self.positions).finish_non_exhaustive()
+    }
+}
+
+impl<N: Net> Consumer<N> {
+    /// A consumer of the cluster at `bootstrap`.
+    pub fn new(
+        net: N,
+        clock: Clock,
+        bootstrap: &str,
+        client_id: &str,
+        config: ConsumerConfig,
+    ) -> Self {
+        Self {
+            client: ClusterClient::new(net, bootstrap, client_id),
+            clock,
+            config,
+            subscription: Vec::new(),
+            positions: BTreeMap::new(),
+            membership: None,
+            rejoin: false,
+        }
+    }
+
+    /// Subscribes to topics through the group (`group_id` must be set).
+    pub fn subscribe(&mut self, topics: &[&str]) {
+        self.subscription = topics.iter().map(|t| (*t).to_owned()).collect();
+        self.rejoin = true;
+    }
+
+    /// Assigns partitions directly (no group); they start per `offset_reset`.
+    pub fn assign(&mut self, partitions: &[(&str, i32)]) {
+        self.positions = partitions.iter().map(|(t, p)| (((*t).to_owned(), *p), None)).collect();
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.positions.keys().cloned().collect()
+    }
+
+    /// The next offset to consume of an assigned partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(&(topic.to_owned(), partition)).copied().flatten()
+    }
+
+    /// Moves an assigned partition's position.
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.positions.insert((topic.to_owned(), partition), Some(offset));
+    }
+
+    /// Moves every assigned partition to the first offset at or after `timestamp_ms`.
+    pub async fn seek_to_timestamp(&mut self, timestamp_ms: i64) -> Result<(), ClientError> {
+        let mut topics: Vec<String> = self.assignment().into_iter().map(|(t, _)| t).collect();
+        topics.dedup();
+        self.client.refresh(&topics).await?;
+        for (topic, partition) in self.assignment() {
+            let offset = self.list_offset(&topic, partition, timestamp_ms).await?;
+            self.seek(&topic, partition, offset);
+        }
+        Ok(())
+    }
+
+    /// Fetches the next records, joining or rejoining the group first when needed.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumedRecord>, ClientError> {
+        if self.config.group_id.is_some() && !self.subscription.is_empty() {
+            if self.rejoin || self.membership.is_none() {
+                self.join().await?;
+            } else {
+                self.heartbeat().await?;
+            }
+        }
+        self.resolve_positions().await?;
+        let mut by_leader: BTreeMap<i32, Vec<(String, i32, i64)>> = BTreeMap::new();
+        for ((topic, partition), position) in &self.positions {
+            let Some(position) = position else { continue };
+            let leader = self
+                .client
+                .partitions(topic)
+                .and_then(|p| p.get(usize::try_from(*partition).ok()?).map(|i| i.leader));
+            match leader {
+                Some(leader) if leader >= 0 => by_leader.entry(leader).or_default().push((
+                    topic.clone(),
+                    *partition,
+                    *position,
+                )),
+                _ => {
+                    let _ = self.client.refresh(&[topic.clone()]).await;
+                }
+            }
+        }
+        let mut records = Vec::new();
+        for (leader, partitions) in by_leader {
+            match self.fetch(leader, &partitions).await {
+                Ok(fetched) => records.extend(fetched),
+                Err(error) => {
+                    tracing::debug!(leader, %error, "fetch failed; refreshing metadata");
+                    let topics: Vec<String> =
+                        partitions.iter().map(|(t, _, _)| t.clone()).collect();
+                    let _ = self.client.refresh(&topics).await;
+                }
+            }
+        }
+        for record in &records {
+            self.positions
+                .insert((record.topic.clone(), record.partition), Some(record.offset + 1));
+        }
+        Ok(records)
+    }
+
+    /// Commits the current positions to the group.
+    pub async fn commit(&mut self) -> Result<(), ClientError> {
+        let (Some(group), Some(membership)) = (self.config.group_id.clone(), &self.membership)
+        else {
+            return Err(ClientError::Codec("commit needs a group membership".into()));
+        };
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for ((topic, partition), position) in &self.positions {
+            if let Some(offset) = position {
+                topics.entry(topic).or_default().push(
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(*partition)
+                        .with_committed_offset(*offset),
+                );
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_generation_id_or_member_epoch(membership.generation_id)
+            .with_member_id(StrBytes::from_string(membership.member_id.clone()))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let response = self.client.send_to(membership.coordinator, 8, &request).await?;
+        let code = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.error_code)
+            .find(|c| *c != 0);
+        match code {
+            None => Ok(()),
+            Some(code) => {
+                self.rejoin = true;
+                Err(ClientError::Broker(code))
+            }
+        }
+    }
+
+    /// Leaves the group.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        if let (Some(group), Some(membership)) =
+            (self.config.group_id.clone(), self.membership.take())
+        {
+            let request = LeaveGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group)))
+                .with_member_id(StrBytes::from_string(membership.member_id));
+            self.client.send_to(membership.coordinator, 0, &request).await?;
+        }
+        Ok(())
+    }
+
+    async fn coordinator(&self, group: &str) -> Result<i32, ClientError> {
+        if self.client.any_node().is_none() {
+            self.client.refresh(&self.subscription).await?;
+        }
+        let node = self.client.any_node().ok_or(ClientError::Closed)?;
+        let request =
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_owned()));
+        let response = self.client.send_to(node, 2, &request).await?;
+        match response.error_code {
+            0 => Ok(response.node_id.0),
+            code => Err(ClientError::Broker(code)),
+        }
+    }
+
+    async fn join(&mut self) -> Result<(), ClientError> {
+        let group = self.config.group_id.clone().unwrap_or_default();
+        self.client.refresh(&self.subscription).await?;
+        let coordinator = self.coordinator(&group).await?;
+        let metadata = encode_subscription(&self.subscription);
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_session_timeout_ms(self.config.session_timeout_ms)
+            .with_rebalance_timeout_ms(self.config.rebalance_timeout_ms)
+            .with_member_id(StrBytes::from_string(
+                self.membership.as_ref().map(|m| m.member_id.clone()).unwrap_or_default(),
+            ))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(self.config.assignor.name()))
+                    .with_metadata(metadata),
+            ]);
+        let joined = self.client.send_to(coordinator, 5, &request).await?;
+        if joined.error_code != 0 {
+            if joined.error_code == ResponseError::UnknownMemberId.code() {
+                self.membership = None;
+            }
+            return Err(ClientError::Broker(joined.error_code));
+        }
+        let member_id = joined.member_id.to_string();
+        let assignments = if joined.leader == joined.member_id {
+            self.assign_as_leader(&joined.members)?
+        } else {
+            Vec::new()
+        };
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone())
+            .with_assignments(assignments);
+        let synced = self.client.send_to(coordinator, 3, &request).await?;
+        if synced.error_code != 0 {
+            return Err(ClientError::Broker(synced.error_code));
+        }
+        let assigned = decode_assignment(synced.assignment);
+        self.membership = Some(Membership {
+            coordinator,
+            member_id,
+            generation_id: joined.generation_id,
+            last_heartbeat_ms: self.clock.now_ms(),
+        });
+        self.rejoin = false;
+        self.positions = assigned.into_iter().map(|tp| (tp, None)).collect();
+        self.fetch_committed().await
+    }
+
+    fn assign_as_leader(
+        &self,
+        members: &[join_group_response::JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>, ClientError> {
+        let subscriptions: BTreeMap<String, Vec<String>> = members
+            .iter()
+            .map(|m| (m.member_id.to_string(), decode_subscription(m.metadata.clone())))
+            .collect();
+        let mut partitions = BTreeMap::new();
+        for topic in subscriptions.values().flatten() {
+            if let Some(infos) = self.client.partitions(topic) {
+                partitions.insert(topic.clone(), i32::try_from(infos.len()).unwrap_or(0));
+            }
+        }
+        let plan = self.config.assignor.assign(&subscriptions, &partitions);
+        Ok(plan
+            .into_iter()
+            .map(|(member, topics)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_assignment(encode_assignment(&topics))
+            })
+            .collect())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), ClientError> {
+        let now_ms = self.clock.now_ms();
+        let Some(membership) = &self.membership else { return Ok(()) };
+        if now_ms - membership.last_heartbeat_ms < self.config.heartbeat_interval_ms {
+            return Ok(());
+        }
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(
+                self.config.group_id.clone().unwrap_or_default(),
+            )))
+            .with_generation_id(membership.generation_id)
+            .with_member_id(StrBytes::from_string(membership.member_id.clone()));
+        let coordinator = membership.coordinator;
+        let response = self.client.send_to(coordinator, 3, &request).await?;
+        if let Some(membership) = &mut self.membership {
+            membership.last_heartbeat_ms = now_ms;
+        }
+        if response.error_code != 0 {
+            self.rejoin = true;
+            if response.error_code == ResponseError::UnknownMemberId.code() {
+                self.membership = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_committed(&mut self) -> Result<(), ClientError> {
+        let (Some(group), Some(membership)) = (self.config.group_id.clone(), &self.membership)
+        else {
+            return Ok(());
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in self.positions.keys() {
+            topics.entry(topic).or_default().push(*partition);
+        }
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_topics(Some(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            ));
+        let response = self.client.send_to(membership.coordinator, 7, &request).await?;
+        for topic in response.topics {
+            for p in topic.partitions {
+                if p.error_code == 0 && p.committed_offset >= 0 {
+                    self.positions.insert(
+                        (topic.name.to_string(), p.partition_index),
+                        Some(p.committed_offset),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_positions(&mut self) -> Result<(), ClientError> {
+        let unresolved: Vec<(String, i32)> =
+            self.positions.iter().filter(|(_, p)| p.is_none()).map(|(k, _)| k.clone()).collect();
+        let timestamp = match self.config.offset_reset {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+        };
+        for (topic, partition) in unresolved {
+            if self.client.partitions(&topic).is_none() {
+                self.client.refresh(&[topic.clone()]).await?;
+            }
+            let offset = self.list_offset(&topic, partition, timestamp).await?;
+            self.positions.insert((topic, partition), Some(offset));
+        }
+        Ok(())
+    }
+
+    async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<i64, ClientError> {
+        let leader = self
+            .client
+            .partitions(topic)
+            .and_then(|p| p.get(usize::try_from(partition).ok()?).map(|i| i.leader))
+            .filter(|l| *l >= 0)
+            .ok_or(ClientError::Broker(ResponseError::LeaderNotAvailable.code()))?;
+        let request =
+            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(timestamp),
+                ]),
+            ]);
+        let response = self.client.send_to(leader, 2, &request).await?;
+        let answer = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or(ClientError::Closed)?;
+        match answer.error_code {
+            0 => Ok(answer.offset),
+            code => Err(ClientError::Broker(code)),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        leader: i32,
+        partitions: &[(String, i32, i64)],
+    ) -> Result<Vec<ConsumedRecord>, ClientError> {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for (topic, partition, offset) in partitions {
+            topics.entry(topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(*partition)
+                    .with_fetch_offset(*offset)
+                    .with_partition_max_bytes(self.config.partition_fetch_bytes),
+            );
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.config.fetch_max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(52_428_800)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        FetchTopic::default().with_topic(topic_name(t)).with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let response = self.client.send_to(leader, 11, &request).await?;
+        let mut records = Vec::new();
+        for topic in response.responses {
+            for data in topic.partitions {
+                if data.error_code != 0 {
+                    return Err(ClientError::Broker(data.error_code));
+                }
+                let Some(mut bytes) = data.records.filter(|r| !r.is_empty()) else { continue };
+                let from = partitions
+                    .iter()
+                    .find(|(t, p, _)| *t == topic.topic.0.as_str() && *p == data.partition_index)
+                    .map_or(0, |(_, _, o)| *o);
+                let sets = RecordBatchDecoder::decode_all(&mut bytes)
+                    .map_err(|e| ClientError::Codec(e.to_string()))?;
+                for record in sets.into_iter().flat_map(|s| s.records) {
+                    if record.offset < from || record.control {
+                        continue;
+                    }
+                    records.push(ConsumedRecord {
+                        topic: topic.topic.to_string(),
+                        partition: data.partition_index,
+                        offset: record.offset,
+                        timestamp: record.timestamp,
+                        key: record.key,
+                        value: record.value,
+                    });
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// ConsumerProtocolSubscription v0, prefixed by its version.
+fn encode_subscription(topics: &[String]) -> Bytes {
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect());
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    let _ = subscription.encode(&mut out, 0);
+    out.freeze()
+}
+
+fn decode_subscription(mut bytes: Bytes) -> Vec<String> {
+    if bytes.len() < 2 {
+        return Vec::new();
+    }
+    let version = bytes.get_i16().clamp(0, 3);
+    ConsumerProtocolSubscription::decode(&mut bytes, version)
+        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// ConsumerProtocolAssignment v0, prefixed by its version.
+fn encode_assignment(topics: &BTreeMap<String, Vec<i32>>) -> Bytes {
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        topics
+            .iter()
+            .map(|(t, ps)| {
+                AssignedPartitions::default().with_topic(topic_name(t)).with_partitions(ps.clone())
+            })
+            .collect(),
+    );
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    let _ = assignment.encode(&mut out, 0);
+    out.freeze()
+}
+
+fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
+    if bytes.len() < 2 {
+        return Vec::new();
+    }
+    let version = bytes.get_i16().clamp(0, 3);
+    ConsumerProtocolAssignment::decode(&mut bytes, version)
+        .map(|a| {
+            a.assigned_partitions
+                .into_iter()
+                .flat_map(|tp| {
+                    let topic = tp.topic.to_string();
+                    tp.partitions.into_iter().map(move |p| (topic.clone(), p))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -196,7 +196,7 @@ impl<N: Net> Consumer<N> {
                     *position,
                 )),
                 _ => {
-                    let _ = self.client.refresh(&[topic.clone()]).await;
+                    let _ = self.client.refresh(std::slice::from_ref(topic)).await;
                 }
             }
         }
@@ -439,7 +439,7 @@ impl<N: Net> Consumer<N> {
         };
         for (topic, partition) in unresolved {
             if self.client.partitions(&topic).is_none() {
-                self.client.refresh(&[topic.clone()]).await?;
+                self.client.refresh(std::slice::from_ref(&topic)).await?;
             }
             let offset = self.list_offset(&topic, partition, timestamp).await?;
             self.positions.insert((topic, partition), Some(offset));

@@ -54,7 +54,7 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
     let server = tokio::spawn(broker.run(shutdown.clone()));
 
     let producer = Producer::new(
-        env.net().clone(),
+        *env.net(),
         env.clock().clone(),
         &bootstrap,
         "producer",
@@ -68,7 +68,7 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
         ..ConsumerConfig::default()
     };
     let mut first =
-        Consumer::new(env.net().clone(), env.clock().clone(), &bootstrap, "first", group.clone());
+        Consumer::new(*env.net(), env.clock().clone(), &bootstrap, "first", group.clone());
     first.subscribe(&["orders"]);
     let seen = drain(&mut first, 2_000).await;
     assert_eq!(seen.len(), 2_000, "every record once");
@@ -89,7 +89,7 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
 
     produce(&producer, 2_000, 2_100).await;
     let mut second =
-        Consumer::new(env.net().clone(), env.clock().clone(), &bootstrap, "second", group);
+        Consumer::new(*env.net(), env.clock().clone(), &bootstrap, "second", group);
     second.subscribe(&["orders"]);
     let resumed = drain(&mut second, 100).await;
     let values: Vec<u32> = resumed.iter().map(|r| r.3).collect();
@@ -98,7 +98,7 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
     second.close().await.unwrap();
 
     let mut replay = Consumer::new(
-        env.net().clone(),
+        *env.net(),
         env.clock().clone(),
         &bootstrap,
         "replay",

@@ -88,8 +88,7 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
     first.close().await.unwrap();
 
     produce(&producer, 2_000, 2_100).await;
-    let mut second =
-        Consumer::new(*env.net(), env.clock().clone(), &bootstrap, "second", group);
+    let mut second = Consumer::new(*env.net(), env.clock().clone(), &bootstrap, "second", group);
     second.subscribe(&["orders"]);
     let resumed = drain(&mut second, 100).await;
     let values: Vec<u32> = resumed.iter().map(|r| r.3).collect();

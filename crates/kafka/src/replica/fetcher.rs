@@ -182,6 +182,28 @@ fn apply<E: Env>(
     context.records_visible.notify_waiters();
 }
 
+/// Applies each partition's retention every `retention_check_interval_ms`, until shutdown.
+pub async fn apply_retention<E: Env>(context: Arc<BrokerContext<E>>) {
+    let interval = Duration::from_millis(context.config.retention_check_interval_ms.max(1));
+    loop {
+        tokio::select! {
+            biased;
+            () = context.shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let now_ms = context.env.clock().now_ms();
+        for partition in context.replicas.all() {
+            match partition.apply_retention(now_ms) {
+                Ok(0) => {}
+                Ok(deleted) => {
+                    tracing::info!(partition = %super::partition_name(&partition.topic, partition.index), deleted, "retention deleted segments")
+                }
+                Err(error) => tracing::warn!(%error, "retention failed"),
+            }
+        }
+    }
+}
+
 /// Asks the controller to drop lagging followers from the ISR of partitions this broker leads.
 pub async fn shrink_isrs<E: Env>(context: Arc<BrokerContext<E>>) {
     loop {

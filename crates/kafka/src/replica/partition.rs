@@ -404,6 +404,15 @@ impl<F: Fs> Partition<F> {
         Ok(self.lock()?.role.lagging(self.node_id, now_ms, lag_max_ms))
     }
 
+    /// Deletes segments past the retention limits; returns how many went.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, KafkaError> {
+        let mut state = self.lock()?;
+        let outcome = state.log.apply_retention(now_ms)?;
+        let start = state.log.log_start_offset();
+        state.high_watermark = state.high_watermark.max(start);
+        Ok(outcome.deleted_segments.len())
+    }
+
     /// Waits until the high watermark reaches `end_offset` (acks=all).
     pub async fn wait_committed(&self, end_offset: u64) -> Result<(), KafkaError> {
         Ok(self.committed.wait_for(end_offset).await?)

@@ -48,6 +48,8 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `replica.fetch.wait.max.ms`: a follower's fetch waits this long for new records.
     pub replica_fetch_wait_max_ms: i32,
+    /// `log.cleaner.backoff.ms`: how often compacted partitions are compacted.
+    pub cleaner_backoff_ms: u64,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub retention_check_interval_ms: u64,
     /// The partition logs' layout and flush policy.
@@ -121,6 +123,7 @@ impl BrokerConfig {
             broker_heartbeat_interval_ms: 500,
             replica_fetch_wait_max_ms: 500,
             retention_check_interval_ms: 300_000,
+            cleaner_backoff_ms: 15_000,
             log: LogConfig {
                 entry_bytes_max: 1_048_588 + 64,
                 flush: FlushPolicy::ASYNC_DEFAULT,

@@ -157,6 +157,37 @@ pub fn validate(records: &[u8]) -> Result<Vec<BatchHeader>, KafkaError> {
     Ok(headers)
 }
 
+/// The key of a batch's only record, for compacted topics: `None` when the batch holds
+/// several records, is compressed, or the record has no key.
+pub fn single_record_key(batch: &[u8]) -> Option<&[u8]> {
+    let header = read_header(batch).ok()?;
+    if header.records_count != 1 || header.attributes & 0x07 != 0 {
+        return None;
+    }
+    let mut rest = batch.get(BATCH_HEADER_BYTES..header.size)?;
+    let _length = read_varint(&mut rest)?;
+    let (_attributes, tail) = rest.split_first()?;
+    rest = tail;
+    let _timestamp_delta = read_varint(&mut rest)?;
+    let _offset_delta = read_varint(&mut rest)?;
+    let key_length = usize::try_from(read_varint(&mut rest)?).ok()?;
+    rest.get(..key_length)
+}
+
+/// A zigzag varint (Kafka's `ByteUtils.readVarlong`).
+fn read_varint(bytes: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
 /// Stamps the leader's base offset and leader epoch into a batch (both outside its CRC).
 pub fn stamp(batch: &mut [u8], base_offset: u64, leader_epoch: i32) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -249,6 +280,14 @@ mod tests {
         let mut v1 = bytes.clone();
         v1[16] = 1;
         assert!(matches!(validate(&v1), Err(KafkaError::UnsupportedMessageFormat(1))));
+    }
+
+    #[test]
+    fn the_key_of_a_single_record_batch_is_found_and_others_have_none() {
+        let one = batch(-1, -1, 1);
+        assert_eq!(single_record_key(&one), Some(&b"k0"[..]));
+        assert_eq!(single_record_key(&batch(-1, -1, 2)), None, "two records");
+        assert_eq!(single_record_key(&one[..40]), None, "truncated");
     }
 
     #[test]

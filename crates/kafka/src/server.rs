@@ -203,6 +203,7 @@ impl<E: Env> Broker<E> {
             tokio::spawn(crate::replica::fetcher::run(Arc::clone(&self.context))),
             tokio::spawn(crate::replica::fetcher::shrink_isrs(Arc::clone(&self.context))),
             tokio::spawn(crate::replica::fetcher::apply_retention(Arc::clone(&self.context))),
+            tokio::spawn(crate::replica::fetcher::compact(Arc::clone(&self.context))),
         ];
         loop {
             let accepted = tokio::select! {

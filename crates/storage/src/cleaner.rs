@@ -3,7 +3,8 @@
 //! A pass maps every key to the offset of its newest entry over the whole log (the active
 //! segment included, since its entries supersede older ones), then rewrites each sealed segment
 //! keeping the entries that are the newest for their key and the entries without a key. Offsets
-//! are preserved; the gaps are normal in a compacted log.
+//! are preserved; the gaps are normal in a compacted log. A segment left with no entry is
+//! deleted, and when it was the first, the log now starts at the next one.
 //!
 //! ## Crash contract
 //!
@@ -55,6 +56,10 @@ impl<F: Fs> Log<F> {
         for base in sealed {
             self.compact_segment(base, &newest, &mut report)?;
         }
+        // Segments left with nothing are gone; the log starts at the first one left (Kafka
+        // keeps a log start checkpoint instead; either way no kept entry moves).
+        self.log_start_offset =
+            self.segments.keys().next().copied().unwrap_or(self.log_start_offset);
         Ok(report)
     }
 
@@ -84,6 +89,17 @@ impl<F: Fs> Log<F> {
             return Ok(());
         }
         let old_bytes = segment.size_bytes();
+        if kept.is_empty() {
+            // Nothing survives: delete the segment rather than leave an empty file, which a
+            // reopen would take for damage.
+            let old = self.segments.remove(&base).expect("the segment was just read");
+            old.delete(&self.fs)?;
+            self.fs.sync_dir(&self.dir).at(&self.dir)?;
+            report.segments_rewritten += 1;
+            report.entries_removed += removed;
+            report.bytes_reclaimed += old_bytes;
+            return Ok(());
+        }
         let log_path = self.dir.join(file_name(base, "log"));
         let cleaned_path = self.dir.join(format!("{}.cleaned", file_name(base, "log")));
         let mut buffer = Vec::new();

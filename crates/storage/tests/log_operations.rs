@@ -135,6 +135,29 @@ fn compaction_keeps_the_newest_entry_per_key_and_preserves_offsets() {
     assert_eq!(read_all(&log).len(), expected.len());
 }
 
+#[test]
+fn segments_compaction_empties_are_deleted_and_the_log_reopens_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), &small_config());
+    let mut model = Vec::new();
+    for i in 0..60u8 {
+        append(&mut log, &mut model, 1, i64::from(i), Some(&b"only"[..]), &[i; 200]);
+    }
+    let segments_before = log.segment_base_offsets().len();
+    assert!(segments_before > 2);
+    let report = log.compact().unwrap();
+    assert_eq!(log.segment_base_offsets().len(), 1, "every sealed segment emptied: {report:?}");
+    let start = log.log_start_offset();
+    assert_eq!(start, *log.segment_base_offsets().first().unwrap());
+    let newest = read_all(&log).last().unwrap().offset;
+    assert_eq!(newest, 59);
+    drop(log);
+    let (log, recovery) = open(dir.path(), &small_config());
+    assert!(recovery.removed.is_empty(), "no empty file left to take for damage: {recovery:?}");
+    assert_eq!(log.log_start_offset(), start, "the log starts where it started before the reopen");
+    assert_eq!(read_all(&log).last().unwrap().offset, 59);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_makes_every_concurrent_append_durable() {
     let dir = tempfile::tempdir().unwrap();

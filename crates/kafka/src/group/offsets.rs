@@ -53,16 +53,17 @@ impl OffsetStore {
         positive % partitions.max(1)
     }
 
-    /// Encodes commits as one RecordBatch for the offsets partition.
+    /// Encodes commits for the offsets partition: one single-record batch per commit, so the
+    /// compacted partition keeps exactly the newest commit of each (group, topic, partition).
     pub fn encode(
         group_id: &str,
         commits: &[(String, i32, CommittedOffset)],
         now_ms: i64,
     ) -> Result<Bytes, KafkaError> {
-        let records: Vec<Record> = commits
-            .iter()
-            .enumerate()
-            .map(|(i, (topic, partition, committed))| Record {
+        let mut out = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        for (topic, partition, committed) in commits {
+            let record = Record {
                 transactional: false,
                 control: false,
                 delete_horizon: false,
@@ -70,20 +71,16 @@ impl OffsetStore {
                 producer_id: -1,
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
-                offset: i64::try_from(i).unwrap_or(0),
-                // Base sequence -1 (not idempotent), and one offset-sequence distance for every
-                // record, or the encoder splits the records into one batch each.
-                sequence: i32::try_from(i).unwrap_or(0) - 1,
+                offset: 0,
+                sequence: -1,
                 timestamp: now_ms,
                 key: Some(encode_key(group_id, topic, *partition)),
                 value: serde_json::to_vec(committed).ok().map(Bytes::from),
                 headers: Default::default(),
-            })
-            .collect();
-        let mut out = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut out, &records, &options)
-            .map_err(|e| KafkaError::InvalidRequest(format!("offset commit batch: {e}")))?;
+            };
+            RecordBatchEncoder::encode(&mut out, [&record], &options)
+                .map_err(|e| KafkaError::InvalidRequest(format!("offset commit batch: {e}")))?;
+        }
         Ok(out.freeze())
     }
 
@@ -200,7 +197,10 @@ mod tests {
         )
         .unwrap();
         let second = OffsetStore::encode("g", &[("t".into(), 0, committed(12))], 6).unwrap();
-        assert_eq!(crate::record_batch::validate(&first).unwrap().len(), 1, "one batch");
+        let batches = crate::record_batch::validate(&first).unwrap();
+        assert_eq!(batches.len(), 2, "one batch per commit");
+        let key = crate::record_batch::single_record_key(&first[..batches[0].size]).unwrap();
+        assert_eq!(key, b"g\x00t\x000");
         let store = OffsetStore::new();
         assert_eq!(store.replay(&[first, second]).unwrap(), 3);
         assert_eq!(store.get("g", "t", 0).unwrap().offset, 12);

@@ -204,6 +204,27 @@ pub async fn apply_retention<E: Env>(context: Arc<BrokerContext<E>>) {
     }
 }
 
+/// Compacts the compacted partitions every `cleaner_backoff_ms`, until shutdown.
+pub async fn compact<E: Env>(context: Arc<BrokerContext<E>>) {
+    let interval = Duration::from_millis(context.config.cleaner_backoff_ms.max(1));
+    loop {
+        tokio::select! {
+            biased;
+            () = context.shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        for partition in context.replicas.all() {
+            match partition.compact() {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::debug!(partition = %super::partition_name(&partition.topic, partition.index), removed, "compacted")
+                }
+                Err(error) => tracing::warn!(%error, "compaction failed"),
+            }
+        }
+    }
+}
+
 /// Asks the controller to drop lagging followers from the ISR of partitions this broker leads.
 pub async fn shrink_isrs<E: Env>(context: Arc<BrokerContext<E>>) {
     loop {

@@ -12,6 +12,9 @@ use super::replication::Role;
 use crate::controller::MetadataImage;
 use crate::error::KafkaError;
 
+/// Topics with `cleanup.policy=compact`: the newest record per key is kept.
+pub const COMPACTED_TOPICS: &[&str] = &[crate::group::OFFSETS_TOPIC];
+
 /// Suffix of a partition directory being deleted: renamed first, so a crash mid-delete never
 /// leaves files a re-created topic of the same name would open.
 const DELETED_SUFFIX: &str = ".deleted";
@@ -155,13 +158,17 @@ impl<F: Fs> ReplicaManager<F> {
 
     fn open(&self, topic: &str, index: i32, broker_shutdown: &Shutdown) -> Result<(), KafkaError> {
         let dir = self.data_dir.join(partition_name(topic, index));
-        let partition = Arc::new(Partition::open(
+        let mut partition = Partition::open(
             self.fs.clone(),
             self.clock.clone(),
             dir,
             self.log_config.clone(),
             (topic, index, self.node_id),
-        )?);
+        )?;
+        if COMPACTED_TOPICS.contains(&topic) {
+            partition = partition.compacted();
+        }
+        let partition = Arc::new(partition);
         let stop = Shutdown::new();
         let flusher = run_flusher(
             self.fs.clone(),

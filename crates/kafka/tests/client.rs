@@ -107,6 +107,36 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
     replay.seek_to_timestamp(0).await.unwrap();
     assert_eq!(drain(&mut replay, 2_100).await.len(), 2_100, "a seek to time 0 replays everything");
 
+    // acks=0: written and forgotten, yet there to read.
+    let fire_and_forget =
+        ProducerConfig { acks: 0, idempotent: false, ..ProducerConfig::default() };
+    let quiet =
+        Producer::new(*env.net(), env.clock().clone(), &bootstrap, "quiet", fire_and_forget);
+    let mut answers = Vec::new();
+    for i in 0..50u32 {
+        answers.push(quiet.send("silent", None, Some(Bytes::from(i.to_string()))).await.unwrap());
+    }
+    quiet.flush().await;
+    for answer in answers {
+        assert_eq!(answer.await.unwrap().unwrap().offset, -1, "no offset without an answer");
+    }
+    let mut reader = Consumer::new(
+        *env.net(),
+        env.clock().clone(),
+        &bootstrap,
+        "reader",
+        ConsumerConfig::default(),
+    );
+    reader.assign(&[("silent", 0), ("silent", 1), ("silent", 2), ("silent", 3)]);
+    let mut silent = 0;
+    for _ in 0..50 {
+        if silent >= 50 {
+            break;
+        }
+        silent += reader.poll().await.unwrap().len();
+    }
+    assert_eq!(silent, 50, "every acks=0 record arrived");
+
     shutdown.trigger();
     server.await.unwrap().unwrap();
 }

@@ -144,6 +144,22 @@ impl<N: Net> ClusterClient<N> {
         result
     }
 
+    /// Sends `request` to broker `node_id` and expects no response (acks=0).
+    pub async fn send_to_without_response<R: Request>(
+        &self,
+        node_id: i32,
+        version: i16,
+        request: &R,
+    ) -> Result<(), ClientError> {
+        let connection = self.connection(node_id).await?;
+        let mut connection = connection.lock().await;
+        let result = connection.send_without_response(version, request).await;
+        if result.is_err() {
+            self.connections.lock().await.remove(&node_id);
+        }
+        result
+    }
+
     async fn connection(
         &self,
         node_id: i32,

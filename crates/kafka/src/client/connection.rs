@@ -77,6 +77,29 @@ impl<N: Net> ClientConnection<N> {
         })
     }
 
+    /// Sends `request` at `version` without waiting for a response (Produce with acks=0, which
+    /// the broker never answers).
+    pub async fn send_without_response<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> Result<(), ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let mut payload = BytesMut::new();
+        header
+            .encode(&mut payload, R::header_version(version))
+            .and_then(|()| request.encode(&mut payload, version))
+            .map_err(|e| ClientError::Codec(e.to_string()))?;
+        self.connection.queue(&payload);
+        self.connection.flush().await?;
+        Ok(())
+    }
+
     /// Sends `request` at `version` and waits for its response.
     pub async fn send<R: Request>(
         &mut self,

@@ -3,8 +3,8 @@
 //! retried with the same bytes (same producer id, epoch and sequence, so an idempotent broker
 //! appends a retried batch once), one batch per partition in flight, so order holds.
 //!
-//! acks 1 and -1 (all) are supported; acks=0 is not (the client would have to skip reading a
-//! response the broker never sends). Records are sent uncompressed.
+//! With acks=0 a batch is written and forgotten: its records resolve with offset -1 once sent
+//! (the broker never answers). Records are sent uncompressed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ const PRODUCE_VERSION: i16 = 9;
 /// Producer settings (Kafka's names).
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// `acks`: 1 or -1.
+    /// `acks`: 0, 1 or -1.
     pub acks: i16,
     /// `linger.ms`.
     pub linger_ms: u64,
@@ -231,6 +231,7 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
                 let n = batch.waiters.len();
                 for (i, waiter) in batch.waiters.into_iter().enumerate() {
                     let answer = match &result {
+                        Ok(base) if *base < 0 => Ok(RecordMetadata { partition, offset: -1 }),
                         Ok(base) => Ok(RecordMetadata {
                             partition,
                             offset: base + i64::try_from(i).unwrap_or(0),
@@ -349,6 +350,15 @@ async fn send_batch<N: Net>(
                             .with_records(Some(batch.clone())),
                     ]),
             ]);
+        if inner.config.acks == 0 {
+            match inner.client.send_to_without_response(leader, PRODUCE_VERSION, &request).await {
+                Ok(()) => return Ok(-1),
+                Err(error) => {
+                    last = error;
+                    continue;
+                }
+            }
+        }
         match inner.client.send_to(leader, PRODUCE_VERSION, &request).await {
             Ok(response) => {
                 let answer = response.responses.first().and_then(|t| t.partition_responses.first());

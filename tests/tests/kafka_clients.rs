@@ -169,3 +169,36 @@ fn a_consumer_group_splits_partitions_takes_over_and_resumes_from_the_commit() {
     assert_eq!(total, outcome["consumed_before_commit"].as_i64().unwrap(), "{before} {outcome}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_toml_config_file_configures_the_broker_and_a_bad_one_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "node_id = 7\npartitions = 3\nflush = \"sync\"\nretention_ms = 3600000\n",
+    )
+    .unwrap();
+    let config_arg = config.to_string_lossy().into_owned();
+    let server = KafkaServer::start(&dir.path().join("data"), &["--config", &config_arg]);
+    let b = server.bootstrap.clone();
+    run_python_client(
+        "kafka_python_client.py",
+        &["produce", "--bootstrap", &b, "--topic", "auto", "--count", "10"],
+    );
+    let isr = json(&run_python_client(
+        "kafka_python_client.py",
+        &["isr", "--bootstrap", &b, "--topic", "auto"],
+    ));
+    assert_eq!(isr["isr"].as_object().unwrap().len(), 3, "partitions = 3 from the file: {isr}");
+    assert!(server.stop().success());
+
+    std::fs::write(&config, "node_id = 7\nno_such_setting = 1\n").unwrap();
+    let output = Command::new(twinmq_e2e::twinmq_binary())
+        .args(["serve", "kafka", "--config", &config_arg])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broker.toml") && stderr.contains("no_such_setting"), "{stderr}");
+}

@@ -24,7 +24,7 @@ pub enum Serve {
     /// A Kafka-model controller without partitions of its own, for clusters of brokers.
     KafkaController(Box<KafkaArgs>),
     /// A RocketMQ nameserver.
-    RocketmqNamesrv(Pending),
+    RocketmqNamesrv(NamesrvArgs),
     /// A RocketMQ broker.
     RocketmqBroker(Pending),
 }
@@ -34,6 +34,17 @@ pub enum Serve {
 pub struct Pending {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     args: Vec<String>,
+}
+
+/// `twinmq serve rocketmq-namesrv`.
+#[derive(Debug, Args)]
+pub struct NamesrvArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9876")]
+    listen: SocketAddr,
+    /// Drop a broker not heard from for this long (ms).
+    #[arg(long, default_value_t = 120_000)]
+    broker_expiry_ms: i64,
 }
 
 /// When appends are made durable.
@@ -106,9 +117,10 @@ pub fn run(serve: Serve) -> anyhow::Result<ExitCode> {
     match serve {
         Serve::Kafka(args) => run_kafka(*args, true),
         Serve::KafkaController(args) => run_kafka(*args, false),
-        Serve::RocketmqNamesrv(_) | Serve::RocketmqBroker(_) => {
+        Serve::RocketmqNamesrv(args) => run_namesrv(args),
+        Serve::RocketmqBroker(_) => {
             eprintln!(
-                "twinmq serve rocketmq-*: not built yet (tracked in the RocketMQ model issue)"
+                "twinmq serve rocketmq-broker: not built yet (tracked in the RocketMQ model issue)"
             );
             Ok(ExitCode::from(2))
         }
@@ -183,6 +195,25 @@ fn run_kafka(args: KafkaArgs, broker_role: bool) -> anyhow::Result<ExitCode> {
         let shutdown = Shutdown::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         broker.run(shutdown).await.context("running the broker")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<ExitCode> {
+    let mut config = twinmq_rocketmq::namesrv::NamesrvConfig::new(args.listen);
+    config.broker_expiry_ms = args.broker_expiry_ms;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let namesrv = twinmq_rocketmq::namesrv::NameServer::bind(RealEnv::new(), config)
+            .await
+            .context("binding the nameserver")?;
+        println!("twinmq rocketmq-namesrv listening on {}", namesrv.local_addr());
+        let shutdown = Shutdown::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        namesrv.run(shutdown).await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,0 +1,458 @@
+//! The broker's request handling: send (10, 310), pull with long polling (11, 361), offsets
+//! (14, 15, 29, 30, 31), heartbeats and group membership (34, 35, 38). Everything else gets
+//! REQUEST_CODE_NOT_SUPPORTED.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+use twinmq_runtime::Env;
+use twinmq_storage::{
+    DurableWatermark, FlushPolicy, FlushSignal, GetMessageStatus, MessageStore, NewMessage,
+};
+
+use super::BrokerConfig;
+use super::tables::{ConsumerGroup, ConsumerOffsets, TopicTable, parse_tags};
+use crate::message::{MessageRecord, offset_message_id, stamp};
+use crate::remoting::properties::{self, KEYS, TAGS, UNIQ_KEY};
+use crate::remoting::response_code::*;
+use crate::remoting::{Peer, Processor, RemotingCommand, request_code};
+
+/// PullSysFlag: commit the piggybacked offset.
+const PULL_COMMIT_OFFSET: i32 = 1;
+/// PullSysFlag: suspend (long poll) when nothing is there.
+const PULL_SUSPEND: i32 = 2;
+/// Most messages one pull returns.
+const PULL_MESSAGES_MAX: u32 = 1024;
+/// Most bytes one pull returns.
+const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
+/// Everything the broker's handlers share.
+pub struct BrokerProcessor<E: Env> {
+    pub(super) env: E,
+    pub(super) config: BrokerConfig,
+    pub(super) store_host: SocketAddrV4,
+    pub(super) store: Arc<Mutex<MessageStore<E::Fs>>>,
+    pub(super) durable: DurableWatermark,
+    pub(super) topics: Mutex<TopicTable<E::Fs>>,
+    pub(super) offsets: Mutex<ConsumerOffsets<E::Fs>>,
+    pub(super) groups: Mutex<BTreeMap<String, ConsumerGroup>>,
+    pub(super) arrived: Notify,
+    pub(super) flush_signal: FlushSignal,
+    pub(super) registered: Notify,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A header field by its long name, or its one-letter SEND_MESSAGE_V2 name.
+fn send_field<'a>(request: &'a RemotingCommand, long: &str, short: &str) -> Option<&'a str> {
+    request.field(long).or_else(|| request.field(short))
+}
+
+fn number<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {
+    value?.parse().ok()
+}
+
+impl<E: Env> Processor for BrokerProcessor<E> {
+    async fn process(&self, request: RemotingCommand, peer: &Peer) -> Option<RemotingCommand> {
+        let response = match request.code {
+            request_code::SEND_MESSAGE | request_code::SEND_MESSAGE_V2 => {
+                self.send(&request, peer).await
+            }
+            request_code::PULL_MESSAGE | request_code::LITE_PULL_MESSAGE => {
+                self.pull(&request).await
+            }
+            request_code::QUERY_CONSUMER_OFFSET => self.query_offset(&request),
+            request_code::UPDATE_CONSUMER_OFFSET => self.update_offset(&request),
+            request_code::GET_MAX_OFFSET | request_code::GET_MIN_OFFSET => {
+                self.queue_bound(&request)
+            }
+            request_code::SEARCH_OFFSET_BY_TIMESTAMP => self.offset_by_time(&request),
+            request_code::HEART_BEAT => self.heartbeat(&request, peer),
+            request_code::UNREGISTER_CLIENT => self.unregister(&request),
+            request_code::GET_CONSUMER_LIST_BY_GROUP => self.consumer_list(&request),
+            other => {
+                tracing::info!(peer = %peer.addr, code = other, "request code not supported");
+                RemotingCommand::response_to(
+                    &request,
+                    REQUEST_CODE_NOT_SUPPORTED,
+                    Some("Protocol request is unsupported".into()),
+                )
+            }
+        };
+        Some(response)
+    }
+
+    fn disconnected(&self, peer: &Peer) {
+        let mut groups = lock(&self.groups);
+        for group in groups.values_mut() {
+            group.clients.retain(|_, (client, _)| client.addr != peer.addr);
+        }
+    }
+}
+
+impl<E: Env> BrokerProcessor<E> {
+    async fn send(&self, request: &RemotingCommand, peer: &Peer) -> RemotingCommand {
+        let refuse = |code, remark: &str| {
+            RemotingCommand::response_to(request, code, Some(remark.to_owned()))
+        };
+        let Some(topic) = send_field(request, "topic", "b") else {
+            return refuse(MESSAGE_ILLEGAL, "topic missing");
+        };
+        if request.body.len() > self.config.message_bytes_max {
+            return refuse(MESSAGE_ILLEGAL, "message body too large");
+        }
+        let created = if self.config.auto_create_topic {
+            lock(&self.topics).get_or_create(topic, self.config.default_queues)
+        } else {
+            match lock(&self.topics).topics.get(topic) {
+                Some(entry) => Ok((entry.clone(), false)),
+                None => {
+                    return refuse(
+                        TOPIC_NOT_EXIST,
+                        "topic does not exist and auto-creation is off",
+                    );
+                }
+            }
+        };
+        let (config, created) = match created {
+            Ok(found) => found,
+            Err(error) => return refuse(SYSTEM_ERROR, &error.to_string()),
+        };
+        if created {
+            self.registered.notify_one();
+        }
+        let queue_id: u32 = number(send_field(request, "queueId", "e")).unwrap_or(0)
+            % config.write_queue_nums.max(1);
+        let properties_text = send_field(request, "properties", "i").unwrap_or_default().to_owned();
+        let properties = properties::decode(&properties_text);
+        let born_host = match peer.addr {
+            SocketAddr::V4(v4) => v4,
+            SocketAddr::V6(_) => SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port()),
+        };
+        let record = MessageRecord {
+            queue_id: i32::try_from(queue_id).unwrap_or(0),
+            flag: number(send_field(request, "flag", "h")).unwrap_or(0),
+            queue_offset: 0,
+            physical_offset: 0,
+            sys_flag: number(send_field(request, "sysFlag", "f")).unwrap_or(0),
+            born_timestamp: number(send_field(request, "bornTimestamp", "g")).unwrap_or(0),
+            born_host,
+            store_timestamp: 0,
+            store_host: self.store_host,
+            reconsume_times: number(send_field(request, "reconsumeTimes", "j")).unwrap_or(0),
+            prepared_transaction_offset: 0,
+            body: request.body.clone(),
+            topic: topic.to_owned(),
+            properties: properties_text,
+        };
+        let encoded = match record.encode() {
+            Ok(encoded) => encoded,
+            Err(error) => return refuse(MESSAGE_ILLEGAL, &error.to_string()),
+        };
+        let tag_hash = properties.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
+        let appended = {
+            let mut store = lock(&self.store);
+            store.put_message(NewMessage {
+                topic,
+                queue_id,
+                tag_hash,
+                keys: properties.get(KEYS).map(|k| k.as_bytes()),
+                body: &encoded,
+            })
+        };
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(error) => {
+                tracing::error!(%error, "put failed");
+                return refuse(SYSTEM_ERROR, &error.to_string());
+            }
+        };
+        self.arrived.notify_waiters();
+        if self.config.store.flush == FlushPolicy::Sync {
+            self.flush_signal.request();
+            let waited = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.durable.wait_for(appended.position_end),
+            )
+            .await;
+            if !matches!(waited, Ok(Ok(()))) {
+                return refuse(FLUSH_DISK_TIMEOUT, "flush timed out");
+            }
+        }
+        let mut response = RemotingCommand::response_to(request, SUCCESS, None)
+            .with_field("msgId", offset_message_id(self.store_host, appended.physical_offset))
+            .with_field("queueId", queue_id)
+            .with_field("queueOffset", appended.queue_offset)
+            .with_field("MSG_REGION", "DefaultRegion")
+            .with_field("TRACE_ON", "true");
+        if let Some(uniq) = properties.get(UNIQ_KEY) {
+            response = response.with_field("transactionId", uniq);
+        }
+        response
+    }
+
+    async fn pull(&self, request: &RemotingCommand) -> RemotingCommand {
+        let (Some(topic), Some(group), Some(queue_id), Some(offset)) = (
+            request.field("topic"),
+            request.field("consumerGroup"),
+            number::<u32>(request.field("queueId")),
+            number::<u64>(request.field("queueOffset")),
+        ) else {
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some("pull header incomplete".into()),
+            );
+        };
+        let sys_flag: i32 = number(request.field("sysFlag")).unwrap_or(0);
+        let max_messages =
+            number(request.field("maxMsgNums")).unwrap_or(32u32).min(PULL_MESSAGES_MAX);
+        let max_bytes =
+            number(request.field("maxMsgBytes")).unwrap_or(PULL_BYTES_MAX).min(PULL_BYTES_MAX);
+        if sys_flag & PULL_COMMIT_OFFSET != 0
+            && let Some(commit) = number::<i64>(request.field("commitOffset")).filter(|o| *o >= 0)
+        {
+            lock(&self.offsets).set(topic, group, queue_id, u64::try_from(commit).unwrap_or(0));
+        }
+        let tags = match request.field("subscription").filter(|s| !s.is_empty()) {
+            Some(expression) => parse_tags(expression),
+            None => lock(&self.groups).get(group).and_then(|g| g.tag_filter(topic)),
+        };
+        let suspend = sys_flag & PULL_SUSPEND != 0;
+        let timeout_ms = number(request.field("suspendTimeoutMillis")).unwrap_or(15_000u64);
+        let deadline =
+            tokio::time::sleep(Duration::from_millis(if suspend { timeout_ms } else { 0 }));
+        tokio::pin!(deadline);
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let result = lock(&self.store).get_message(
+                topic,
+                queue_id,
+                offset,
+                max_messages,
+                max_bytes,
+                tags.as_ref(),
+            );
+            let result = match result {
+                Ok(result) => result,
+                Err(error) => {
+                    return RemotingCommand::response_to(
+                        request,
+                        SYSTEM_ERROR,
+                        Some(error.to_string()),
+                    );
+                }
+            };
+            let (code, body) = match result.status {
+                GetMessageStatus::Found => {
+                    let mut body = BytesMut::new();
+                    for message in &result.messages {
+                        let start = body.len();
+                        body.extend_from_slice(&message.body);
+                        stamp(
+                            &mut body[start..],
+                            message.queue_offset,
+                            message.physical_offset,
+                            message.store_timestamp_ms,
+                        );
+                    }
+                    (SUCCESS, body.freeze())
+                }
+                GetMessageStatus::NoMatchedMessage => (PULL_RETRY_IMMEDIATELY, Bytes::new()),
+                GetMessageStatus::OffsetTooSmall | GetMessageStatus::OffsetOverflowBadly => {
+                    (PULL_OFFSET_MOVED, Bytes::new())
+                }
+                GetMessageStatus::NoMessageInQueue | GetMessageStatus::OffsetOverflowOne => {
+                    (PULL_NOT_FOUND, Bytes::new())
+                }
+            };
+            if code == PULL_NOT_FOUND && suspend {
+                tokio::select! {
+                    biased;
+                    () = &mut arrived => continue,
+                    () = &mut deadline => {}
+                }
+            }
+            let next = if code == PULL_NOT_FOUND {
+                offset.max(result.next_begin_offset.min(offset))
+            } else {
+                result.next_begin_offset
+            };
+            return RemotingCommand::response_to(request, code, None)
+                .with_field("suggestWhichBrokerId", 0)
+                .with_field("nextBeginOffset", next)
+                .with_field("minOffset", result.min_offset)
+                .with_field("maxOffset", result.max_offset)
+                .with_body(body);
+        }
+    }
+
+    fn query_offset(&self, request: &RemotingCommand) -> RemotingCommand {
+        let (Some(topic), Some(group), Some(queue_id)) = (
+            request.field("topic"),
+            request.field("consumerGroup"),
+            number::<u32>(request.field("queueId")),
+        ) else {
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some("query header incomplete".into()),
+            );
+        };
+        match lock(&self.offsets).get(topic, group, queue_id) {
+            Some(offset) => {
+                RemotingCommand::response_to(request, SUCCESS, None).with_field("offset", offset)
+            }
+            None if lock(&self.store).min_offset_in_queue(topic, queue_id) == 0 => {
+                // A new group on a queue that still starts at 0 starts at 0 (RocketMQ's rule).
+                RemotingCommand::response_to(request, SUCCESS, None).with_field("offset", 0)
+            }
+            None => {
+                RemotingCommand::response_to(request, QUERY_NOT_FOUND, Some("Not found".into()))
+            }
+        }
+    }
+
+    fn update_offset(&self, request: &RemotingCommand) -> RemotingCommand {
+        if let (Some(topic), Some(group), Some(queue_id), Some(offset)) = (
+            request.field("topic"),
+            request.field("consumerGroup"),
+            number::<u32>(request.field("queueId")),
+            number::<u64>(request.field("commitOffset")),
+        ) {
+            lock(&self.offsets).set(topic, group, queue_id, offset);
+        }
+        RemotingCommand::response_to(request, SUCCESS, None)
+    }
+
+    fn queue_bound(&self, request: &RemotingCommand) -> RemotingCommand {
+        let (Some(topic), Some(queue_id)) =
+            (request.field("topic"), number::<u32>(request.field("queueId")))
+        else {
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some("topic or queueId missing".into()),
+            );
+        };
+        let store = lock(&self.store);
+        let offset = if request.code == request_code::GET_MAX_OFFSET {
+            store.max_offset_in_queue(topic, queue_id)
+        } else {
+            store.min_offset_in_queue(topic, queue_id)
+        };
+        RemotingCommand::response_to(request, SUCCESS, None).with_field("offset", offset)
+    }
+
+    fn offset_by_time(&self, request: &RemotingCommand) -> RemotingCommand {
+        let (Some(topic), Some(queue_id), Some(timestamp)) = (
+            request.field("topic"),
+            number::<u32>(request.field("queueId")),
+            number::<i64>(request.field("timestamp")),
+        ) else {
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some("topic, queueId or timestamp missing".into()),
+            );
+        };
+        match lock(&self.store).offset_by_time(topic, queue_id, timestamp) {
+            Ok(offset) => {
+                RemotingCommand::response_to(request, SUCCESS, None).with_field("offset", offset)
+            }
+            Err(error) => {
+                RemotingCommand::response_to(request, SYSTEM_ERROR, Some(error.to_string()))
+            }
+        }
+    }
+
+    fn heartbeat(&self, request: &RemotingCommand, peer: &Peer) -> RemotingCommand {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some("heartbeat body is not JSON".into()),
+            );
+        };
+        let client_id = body["clientID"].as_str().unwrap_or_default().to_owned();
+        let now_ms = self.env.clock().now_ms();
+        let mut changed_groups = Vec::new();
+        if let Some(consumers) = body["consumerDataSet"].as_array() {
+            let mut groups = lock(&self.groups);
+            for consumer in consumers {
+                let Some(name) = consumer["groupName"].as_str() else { continue };
+                let group = groups.entry(name.to_owned()).or_default();
+                if group.clients.insert(client_id.clone(), (peer.clone(), now_ms)).is_none() {
+                    changed_groups.push(name.to_owned());
+                }
+                for subscription in consumer["subscriptionDataSet"].as_array().into_iter().flatten()
+                {
+                    if let (Some(topic), Some(expression)) =
+                        (subscription["topic"].as_str(), subscription["subString"].as_str())
+                    {
+                        group.subscriptions.insert(topic.to_owned(), expression.to_owned());
+                    }
+                }
+                let retry = format!("%RETRY%{name}");
+                if let Ok((_, true)) = lock(&self.topics).get_or_create(&retry, 1) {
+                    self.registered.notify_one();
+                }
+            }
+        }
+        for name in changed_groups {
+            self.notify_group_changed(&name);
+        }
+        RemotingCommand::response_to(request, SUCCESS, None)
+            .with_field("IS_SUB_CHANGE", "true")
+            .with_field("IS_SUPPORT_HEART_BEAT_V2", "true")
+    }
+
+    /// Tells every member of a group to rebalance (oneway NOTIFY_CONSUMER_IDS_CHANGED).
+    fn notify_group_changed(&self, name: &str) {
+        let groups = lock(&self.groups);
+        let Some(group) = groups.get(name) else { return };
+        for (peer, _) in group.clients.values() {
+            let notice = RemotingCommand::request(
+                request_code::NOTIFY_CONSUMER_IDS_CHANGED,
+                BTreeMap::new(),
+                Bytes::new(),
+            )
+            .with_field("consumerGroup", name);
+            peer.send_oneway(notice);
+        }
+    }
+
+    fn unregister(&self, request: &RemotingCommand) -> RemotingCommand {
+        if let (Some(client), Some(group)) =
+            (request.field("clientID"), request.field("consumerGroup"))
+        {
+            let removed = lock(&self.groups)
+                .get_mut(group)
+                .is_some_and(|g| g.clients.remove(client).is_some());
+            if removed {
+                self.notify_group_changed(group);
+            }
+        }
+        RemotingCommand::response_to(request, SUCCESS, None)
+    }
+
+    fn consumer_list(&self, request: &RemotingCommand) -> RemotingCommand {
+        let ids: Vec<String> = request
+            .field("consumerGroup")
+            .and_then(|name| {
+                lock(&self.groups).get(name).map(|g| g.clients.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        RemotingCommand::response_to(request, SUCCESS, None).with_body(
+            serde_json::to_vec(&serde_json::json!({"consumerIdList": ids})).unwrap_or_default(),
+        )
+    }
+}

@@ -1,0 +1,228 @@
+//! A nameserver and a broker on loopback, spoken to in the remoting protocol as the Rust client
+//! speaks it: sends (long and one-letter header names) auto-create the topic and reach the
+//! nameserver's routes; pulls filter by tag, long-poll until a message arrives, and return
+//! RocketMQ's record layout; offsets commit and survive a restart; heartbeats make a group
+//! whose members are told when it changes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use twinmq_rocketmq::broker::{Broker, BrokerConfig};
+use twinmq_rocketmq::message::MessageRecord;
+use twinmq_rocketmq::namesrv::{NameServer, NamesrvConfig, TopicRouteData};
+use twinmq_rocketmq::remoting::response_code::*;
+use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
+use twinmq_runtime::{Env, RealEnv, RealNet, Shutdown};
+
+fn request(code: i32, fields: &[(&str, &str)]) -> RemotingCommand {
+    let ext: BTreeMap<String, String> =
+        fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    RemotingCommand::request(code, ext, Bytes::new())
+}
+
+fn send(topic: &str, queue: &str, tag: &str, body: &str) -> RemotingCommand {
+    let properties = format!(
+        "TAGS\u{1}{tag}\u{2}KEYS\u{1}k-{body}\u{2}UNIQ_KEY\u{1}U-{body}\u{2}WAIT\u{1}true\u{2}"
+    );
+    request(
+        request_code::SEND_MESSAGE,
+        &[
+            ("producerGroup", "p"),
+            ("topic", topic),
+            ("defaultTopic", "TBW102"),
+            ("defaultTopicQueueNums", "4"),
+            ("queueId", queue),
+            ("sysFlag", "0"),
+            ("bornTimestamp", "1"),
+            ("flag", "0"),
+            ("properties", &properties),
+            ("reconsumeTimes", "0"),
+            ("unitMode", "false"),
+            ("batch", "false"),
+        ],
+    )
+    .with_body(body.as_bytes().to_vec())
+}
+
+fn pull(
+    topic: &str,
+    queue: &str,
+    offset: &str,
+    subscription: &str,
+    suspend_ms: &str,
+) -> RemotingCommand {
+    request(
+        request_code::PULL_MESSAGE,
+        &[
+            ("consumerGroup", "g"),
+            ("topic", topic),
+            ("queueId", queue),
+            ("queueOffset", offset),
+            ("maxMsgNums", "32"),
+            ("sysFlag", "2"),
+            ("commitOffset", "-1"),
+            ("suspendTimeoutMillis", suspend_ms),
+            ("subscription", subscription),
+            ("subVersion", "0"),
+            ("expressionType", "TAG"),
+        ],
+    )
+}
+
+fn records(body: &[u8]) -> Vec<MessageRecord> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let record = MessageRecord::decode(rest).unwrap();
+        rest = &rest[record.encoded_len()..];
+        out.push(record);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_route_pull_filter_long_poll_offsets_and_groups() {
+    let env = RealEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let namesrv = NameServer::bind(env.clone(), NamesrvConfig::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let namesrv_addr = namesrv.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let namesrv_task = tokio::spawn(namesrv.run(shutdown.clone()));
+    let config = BrokerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![namesrv_addr.clone()],
+        dir.path().to_owned(),
+    );
+    let broker = Broker::bind(env.clone(), config.clone()).await.unwrap();
+    let broker_addr = broker.local_addr().to_string();
+    let broker_shutdown = Shutdown::new();
+    let broker_task = tokio::spawn(broker.run(broker_shutdown.clone()));
+
+    let client = RemotingClient::<RealNet>::connect(env.net(), &broker_addr, None).await.unwrap();
+    for i in 0..10 {
+        let tag = if i % 2 == 0 { "TagA" } else { "TagB" };
+        let sent = client.request(send("orders", "1", tag, &format!("m{i}"))).await.unwrap();
+        assert_eq!(sent.code, SUCCESS, "{:?}", sent.remark);
+        assert_eq!(sent.field("queueOffset"), Some(i.to_string().as_str()));
+        assert_eq!(sent.field("transactionId"), Some(format!("U-m{i}").as_str()));
+        assert_eq!(sent.field("msgId").map(str::len), Some(32));
+    }
+    let short_names = request(
+        request_code::SEND_MESSAGE_V2,
+        &[("a", "p"), ("b", "orders"), ("e", "2"), ("i", "TAGS\u{1}TagA\u{2}")],
+    )
+    .with_body(&b"v2"[..]);
+    assert_eq!(client.request(short_names).await.unwrap().field("queueId"), Some("2"));
+
+    // The new topic reaches the nameserver's routes (the broker registers it at once).
+    let routes = RemotingClient::<RealNet>::connect(env.net(), &namesrv_addr, None).await.unwrap();
+    let mut route = None;
+    for _ in 0..500 {
+        let answer = routes
+            .request(request(request_code::GET_ROUTEINFO_BY_TOPIC, &[("topic", "orders")]))
+            .await
+            .unwrap();
+        if answer.code == SUCCESS {
+            route = Some(serde_json::from_slice::<TopicRouteData>(&answer.body).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let route = route.expect("the broker registers a new topic with the nameserver");
+    assert_eq!(route.queue_datas[0].write_queue_nums, 4);
+    assert_eq!(route.broker_datas[0].broker_addrs["0"], broker_addr);
+
+    let all = client.request(pull("orders", "1", "0", "*", "0")).await.unwrap();
+    assert_eq!(all.code, SUCCESS);
+    let got = records(&all.body);
+    assert_eq!(got.len(), 10);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, r)| r.queue_offset == i as i64 && r.topic == "orders" && r.queue_id == 1)
+    );
+    assert_eq!(all.field("nextBeginOffset"), Some("10"));
+    let tagged = client.request(pull("orders", "1", "0", "TagB", "0")).await.unwrap();
+    let bodies: Vec<Bytes> = records(&tagged.body).into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["m1", "m3", "m5", "m7", "m9"].map(|b| Bytes::from_static(b.as_bytes())));
+
+    // A long poll at the end is answered by the next message, not by its timeout.
+    let waiting = client.request(pull("orders", "1", "10", "*", "30000"));
+    let producer = RemotingClient::<RealNet>::connect(env.net(), &broker_addr, None).await.unwrap();
+    let (woken, _) = tokio::join!(waiting, async {
+        tokio::task::yield_now().await;
+        producer.request(send("orders", "1", "TagA", "late")).await
+    });
+    let woken = woken.unwrap();
+    assert_eq!(woken.code, SUCCESS);
+    assert_eq!(records(&woken.body)[0].body, Bytes::from_static(b"late"));
+    let empty = client.request(pull("orders", "3", "0", "*", "50")).await.unwrap();
+    assert_eq!((empty.code, empty.field("nextBeginOffset")), (PULL_NOT_FOUND, Some("0")));
+
+    client
+        .oneway(request(
+            request_code::UPDATE_CONSUMER_OFFSET,
+            &[("topic", "orders"), ("consumerGroup", "g"), ("queueId", "1"), ("commitOffset", "7")],
+        ))
+        .await
+        .unwrap();
+    let max = client
+        .request(request(request_code::GET_MAX_OFFSET, &[("topic", "orders"), ("queueId", "1")]))
+        .await
+        .unwrap();
+    assert_eq!(max.field("offset"), Some("11"));
+    let unknown = client.request(request(4_242, &[])).await.unwrap();
+    assert_eq!(unknown.code, REQUEST_CODE_NOT_SUPPORTED);
+
+    // Heartbeats form a group; a second member's arrival is announced to the first.
+    let (notices, mut noticed) = tokio::sync::mpsc::unbounded_channel();
+    let member =
+        RemotingClient::<RealNet>::connect(env.net(), &broker_addr, Some(notices)).await.unwrap();
+    let heartbeat = |id: &str| {
+        let body = serde_json::json!({"clientID": id, "producerDataSet": [], "consumerDataSet": [{"groupName": "g", "consumeType": "CONSUME_PASSIVELY", "messageModel": "CLUSTERING", "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET", "subscriptionDataSet": [{"topic": "orders", "subString": "TagA", "tagsSet": ["TagA"], "codeSet": [2598919], "subVersion": 0, "expressionType": "TAG"}], "unitMode": false}]});
+        request(request_code::HEART_BEAT, &[]).with_body(serde_json::to_vec(&body).unwrap())
+    };
+    assert_eq!(member.request(heartbeat("c1")).await.unwrap().code, SUCCESS);
+    assert_eq!(noticed.recv().await.unwrap().code, request_code::NOTIFY_CONSUMER_IDS_CHANGED);
+    assert_eq!(client.request(heartbeat("c2")).await.unwrap().code, SUCCESS);
+    let notice = noticed.recv().await.unwrap();
+    assert!(notice.is_oneway() && notice.field("consumerGroup") == Some("g"));
+    let list = client
+        .request(request(request_code::GET_CONSUMER_LIST_BY_GROUP, &[("consumerGroup", "g")]))
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
+    assert_eq!(list["consumerIdList"], serde_json::json!(["c1", "c2"]));
+    // The push consumer's pull carries no subscription: the heartbeat's TagA applies.
+    let filtered = client.request(pull("orders", "1", "0", "", "0")).await.unwrap();
+    assert!(records(&filtered.body).iter().all(|r| r.properties.contains("TagA")));
+
+    // A clean restart keeps messages and committed offsets.
+    broker_shutdown.trigger();
+    broker_task.await.unwrap().unwrap();
+    let broker =
+        Broker::bind(env.clone(), BrokerConfig { listen: broker_addr.parse().unwrap(), ..config })
+            .await
+            .unwrap();
+    let broker_shutdown = Shutdown::new();
+    let broker_task = tokio::spawn(broker.run(broker_shutdown.clone()));
+    let again = RemotingClient::<RealNet>::connect(env.net(), &broker_addr, None).await.unwrap();
+    let committed = again
+        .request(request(
+            request_code::QUERY_CONSUMER_OFFSET,
+            &[("topic", "orders"), ("consumerGroup", "g"), ("queueId", "1")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(committed.field("offset"), Some("7"));
+    let replay = again.request(pull("orders", "1", "0", "*", "0")).await.unwrap();
+    assert_eq!(records(&replay.body).len(), 11);
+
+    broker_shutdown.trigger();
+    broker_task.await.unwrap().unwrap();
+    shutdown.trigger();
+    namesrv_task.await.unwrap();
+}

@@ -25,15 +25,8 @@ pub enum Serve {
     KafkaController(Box<KafkaArgs>),
     /// A RocketMQ nameserver.
     RocketmqNamesrv(NamesrvArgs),
-    /// A RocketMQ broker.
-    RocketmqBroker(Pending),
-}
-
-/// Arguments of a model not built yet: accepted, then refused honestly.
-#[derive(Debug, Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
+    /// A RocketMQ broker (master, ASYNC_FLUSH by default).
+    RocketmqBroker(RocketmqBrokerArgs),
 }
 
 /// `twinmq serve rocketmq-namesrv`.
@@ -45,6 +38,32 @@ pub struct NamesrvArgs {
     /// Drop a broker not heard from for this long (ms).
     #[arg(long, default_value_t = 120_000)]
     broker_expiry_ms: i64,
+}
+
+/// `twinmq serve rocketmq-broker`.
+#[derive(Debug, Args)]
+pub struct RocketmqBrokerArgs {
+    /// Nameserver addresses, `;`-separated (RocketMQ's `namesrvAddr`).
+    #[arg(long, default_value = "127.0.0.1:9876")]
+    namesrv: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:10911")]
+    listen: SocketAddr,
+    /// Data directory.
+    #[arg(long, default_value = "twinmq-data/rocketmq-broker-a")]
+    data_dir: PathBuf,
+    /// `brokerClusterName`.
+    #[arg(long, default_value = "DefaultCluster")]
+    cluster: String,
+    /// `brokerName`.
+    #[arg(long, default_value = "broker-a")]
+    broker_name: String,
+    /// Queues of an auto-created topic (`defaultTopicQueueNums`).
+    #[arg(long, default_value_t = 4)]
+    queues: u32,
+    /// `flushDiskType`: sync (SYNC_FLUSH) or async (ASYNC_FLUSH).
+    #[arg(long, value_enum, default_value_t = Flush::Async)]
+    flush: Flush,
 }
 
 /// When appends are made durable.
@@ -118,12 +137,7 @@ pub fn run(serve: Serve) -> anyhow::Result<ExitCode> {
         Serve::Kafka(args) => run_kafka(*args, true),
         Serve::KafkaController(args) => run_kafka(*args, false),
         Serve::RocketmqNamesrv(args) => run_namesrv(args),
-        Serve::RocketmqBroker(_) => {
-            eprintln!(
-                "twinmq serve rocketmq-broker: not built yet (tracked in the RocketMQ model issue)"
-            );
-            Ok(ExitCode::from(2))
-        }
+        Serve::RocketmqBroker(args) => run_rocketmq_broker(args),
     }
 }
 
@@ -214,6 +228,37 @@ fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<ExitCode> {
         let shutdown = Shutdown::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         namesrv.run(shutdown).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_rocketmq_broker(args: RocketmqBrokerArgs) -> anyhow::Result<ExitCode> {
+    use twinmq_rocketmq::broker::{Broker, BrokerConfig};
+    let namesrv = args
+        .namesrv
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut config = BrokerConfig::new(args.listen, namesrv, args.data_dir);
+    config.cluster = args.cluster;
+    config.broker_name = args.broker_name;
+    config.default_queues = args.queues;
+    config.store.flush = match args.flush {
+        Flush::Sync => FlushPolicy::Sync,
+        Flush::Async => FlushPolicy::ASYNC_DEFAULT,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let broker = Broker::bind(RealEnv::new(), config).await.context("starting the broker")?;
+        println!("twinmq rocketmq-broker listening on {}", broker.local_addr());
+        let shutdown = Shutdown::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        broker.run(shutdown).await.context("running the broker")?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -120,7 +120,12 @@ impl<F: Fs> CommitLog<F> {
             let size = message.encoded_len() as u64;
             let position = batch_start + self.buffer.len() as u64;
             let remaining = self.active_base() + self.config.file_bytes - position;
-            if size != remaining && size + ENTRY_HEADER_BYTES as u64 > remaining {
+            if remaining == 0 {
+                // The last message filled the file exactly: nothing to pad, start the next.
+                self.write_buffer()?;
+                self.roll()?;
+                batch_start = self.active_end();
+            } else if size != remaining && size + ENTRY_HEADER_BYTES as u64 > remaining {
                 self.buffer.extend_from_slice(&entry::encode_padding(position, remaining));
                 self.write_buffer()?;
                 self.roll()?;

@@ -115,3 +115,33 @@ fn files_end_with_padding_and_the_next_starts_at_the_next_base() {
     );
     assert_same(&store, &model);
 }
+
+#[test]
+fn a_message_filling_a_file_exactly_is_followed_in_the_next_file_even_after_a_reopen() {
+    // Found by the round-trip property test: an exactly full file was padded with a negative
+    // amount of space instead of being rolled.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path(), &small_config());
+    let file_bytes = small_config().file_bytes;
+    // 34-byte entry header + 22-byte dispatch header + 1-byte topic + body = a quarter file.
+    let body = vec![7u8; usize::try_from(file_bytes / 4).unwrap() - 34 - 22 - 1];
+    let mut model = Vec::new();
+    for _ in 0..4 {
+        put(&mut store, &mut model, &[("T".into(), 0, 0, None, body.clone())]);
+    }
+    assert_eq!(
+        model.last().unwrap().physical_offset + file_bytes / 4,
+        file_bytes,
+        "the file is exactly full"
+    );
+    drop(store);
+    let (mut store, _) = open(dir.path(), &small_config());
+    put(&mut store, &mut model, &[("T".into(), 0, 0, None, body.clone())]);
+    assert_eq!(
+        model.last().unwrap().physical_offset,
+        file_bytes,
+        "the next message opens the next file"
+    );
+    put(&mut store, &mut model, &[("T".into(), 0, 0, None, body)]);
+    assert_same(&store, &model);
+}

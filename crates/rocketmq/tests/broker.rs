@@ -226,3 +226,108 @@ async fn send_route_pull_filter_long_poll_offsets_and_groups() {
     shutdown.trigger();
     namesrv_task.await.unwrap();
 }
+
+fn batch_record(body: &str, properties: &str) -> Vec<u8> {
+    let total = 20 + body.len() + 2 + properties.len();
+    let mut record = Vec::new();
+    record.extend_from_slice(&(total as i32).to_be_bytes());
+    record.extend_from_slice(&[0; 8]);
+    record.extend_from_slice(&0i32.to_be_bytes());
+    record.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    record.extend_from_slice(body.as_bytes());
+    record.extend_from_slice(&(properties.len() as u16).to_be_bytes());
+    record.extend_from_slice(properties.as_bytes());
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_topic_creation_and_queue_locks() {
+    let env = RealEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
+    let broker = Broker::bind(env.clone(), config).await.unwrap();
+    let addr = broker.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(broker.run(shutdown.clone()));
+    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+
+    let mut body = Vec::new();
+    for i in 0..3 {
+        body.extend(batch_record(
+            &format!("batch-{i}"),
+            &format!("TAGS\u{1}TagA\u{2}KEYS\u{1}B{i}\u{2}"),
+        ));
+    }
+    let batch = request(
+        request_code::SEND_BATCH_MESSAGE,
+        &[
+            ("a", "p"),
+            ("b", "batched"),
+            ("e", "0"),
+            ("i", "UNIQ_KEY\u{1}BATCH\u{2}"),
+            ("m", "true"),
+        ],
+    )
+    .with_body(body);
+    let sent = client.request(batch).await.unwrap();
+    assert_eq!(sent.code, SUCCESS, "{:?}", sent.remark);
+    assert_eq!(
+        sent.field("msgId").unwrap().split(',').count(),
+        3,
+        "one offset message id per message"
+    );
+    assert_eq!(
+        (sent.field("queueOffset"), sent.field("transactionId")),
+        (Some("0"), Some("BATCH"))
+    );
+    let pulled = client.request(pull("batched", "0", "0", "*", "0")).await.unwrap();
+    let bodies: Vec<Bytes> = records(&pulled.body).into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["batch-0", "batch-1", "batch-2"].map(|b| Bytes::from_static(b.as_bytes())));
+    let torn = request(request_code::SEND_BATCH_MESSAGE, &[("b", "batched"), ("e", "0")])
+        .with_body(vec![0, 0, 0, 99, 1]);
+    assert_eq!(client.request(torn).await.unwrap().code, MESSAGE_ILLEGAL);
+
+    let created = client
+        .request(request(
+            request_code::UPDATE_AND_CREATE_TOPIC,
+            &[("topic", "made"), ("readQueueNums", "8"), ("writeQueueNums", "8"), ("perm", "6")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(created.code, SUCCESS);
+    let into_queue_7 = client.request(send("made", "7", "TagA", "x")).await.unwrap();
+    assert_eq!(into_queue_7.field("queueId"), Some("7"), "the topic has 8 queues");
+
+    let lock = |code, client_id: &str| {
+        let body = serde_json::json!({"consumerGroup": "og", "clientId": client_id, "onlyThisBroker": false, "mqSet": [{"topic": "made", "brokerName": "broker-a", "queueId": 7}]});
+        request(code, &[]).with_body(serde_json::to_vec(&body).unwrap())
+    };
+    let granted = |response: RemotingCommand| -> usize {
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        body["lockOKMQSet"].as_array().unwrap().len()
+    };
+    assert_eq!(granted(client.request(lock(request_code::LOCK_BATCH_MQ, "a")).await.unwrap()), 1);
+    assert_eq!(
+        granted(client.request(lock(request_code::LOCK_BATCH_MQ, "b")).await.unwrap()),
+        0,
+        "held by a"
+    );
+    assert_eq!(
+        granted(client.request(lock(request_code::LOCK_BATCH_MQ, "a")).await.unwrap()),
+        1,
+        "a renews"
+    );
+    assert_eq!(
+        client.request(lock(request_code::UNLOCK_BATCH_MQ, "a")).await.unwrap().code,
+        SUCCESS
+    );
+    assert_eq!(
+        granted(client.request(lock(request_code::LOCK_BATCH_MQ, "b")).await.unwrap()),
+        1,
+        "free after unlock"
+    );
+
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}

@@ -1,7 +1,9 @@
 //! The broker: the storage core's MessageStore (one CommitLog, a ConsumeQueue per queue) behind
 //! RocketMQ's remoting protocol; registers with every nameserver every 30 s.
 
+pub mod admin;
 pub mod processor;
+pub mod send;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -120,6 +122,7 @@ impl<E: Env> Broker<E> {
             arrived: Notify::new(),
             flush_signal: FlushSignal::new(),
             registered: Notify::new(),
+            queue_locks: Mutex::new(BTreeMap::new()),
             config,
         });
         Ok(Self { listener, processor })

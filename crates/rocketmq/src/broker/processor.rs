@@ -3,21 +3,18 @@
 //! REQUEST_CODE_NOT_SUPPORTED.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use twinmq_runtime::Env;
-use twinmq_storage::{
-    DurableWatermark, FlushPolicy, FlushSignal, GetMessageStatus, MessageStore, NewMessage,
-};
+use twinmq_storage::{DurableWatermark, FlushSignal, GetMessageStatus, MessageStore};
 
 use super::BrokerConfig;
 use super::tables::{ConsumerGroup, ConsumerOffsets, TopicTable, parse_tags};
-use crate::message::{MessageRecord, offset_message_id, stamp};
-use crate::remoting::properties::{self, KEYS, TAGS, UNIQ_KEY};
+use crate::message::stamp;
 use crate::remoting::response_code::*;
 use crate::remoting::{Peer, Processor, RemotingCommand, request_code};
 
@@ -29,6 +26,9 @@ const PULL_SUSPEND: i32 = 2;
 const PULL_MESSAGES_MAX: u32 = 1024;
 /// Most bytes one pull returns.
 const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
+/// (group, topic, queue) → (client id holding the lock, when it locked or renewed).
+pub type QueueLocks = BTreeMap<(String, String, u32), (String, i64)>;
 
 /// Everything the broker's handlers share.
 pub struct BrokerProcessor<E: Env> {
@@ -43,18 +43,15 @@ pub struct BrokerProcessor<E: Env> {
     pub(super) arrived: Notify,
     pub(super) flush_signal: FlushSignal,
     pub(super) registered: Notify,
+    /// Orderly consumers' queue locks.
+    pub(super) queue_locks: Mutex<QueueLocks>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A header field by its long name, or its one-letter SEND_MESSAGE_V2 name.
-fn send_field<'a>(request: &'a RemotingCommand, long: &str, short: &str) -> Option<&'a str> {
-    request.field(long).or_else(|| request.field(short))
-}
-
-fn number<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {
+pub(super) fn number<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {
     value?.parse().ok()
 }
 
@@ -64,6 +61,10 @@ impl<E: Env> Processor for BrokerProcessor<E> {
             request_code::SEND_MESSAGE | request_code::SEND_MESSAGE_V2 => {
                 self.send(&request, peer).await
             }
+            request_code::SEND_BATCH_MESSAGE => self.send_batch(&request, peer).await,
+            request_code::UPDATE_AND_CREATE_TOPIC => self.create_topic(&request),
+            request_code::LOCK_BATCH_MQ => self.lock_queues(&request),
+            request_code::UNLOCK_BATCH_MQ => self.unlock_queues(&request),
             request_code::PULL_MESSAGE | request_code::LITE_PULL_MESSAGE => {
                 self.pull(&request).await
             }
@@ -97,106 +98,6 @@ impl<E: Env> Processor for BrokerProcessor<E> {
 }
 
 impl<E: Env> BrokerProcessor<E> {
-    async fn send(&self, request: &RemotingCommand, peer: &Peer) -> RemotingCommand {
-        let refuse = |code, remark: &str| {
-            RemotingCommand::response_to(request, code, Some(remark.to_owned()))
-        };
-        let Some(topic) = send_field(request, "topic", "b") else {
-            return refuse(MESSAGE_ILLEGAL, "topic missing");
-        };
-        if request.body.len() > self.config.message_bytes_max {
-            return refuse(MESSAGE_ILLEGAL, "message body too large");
-        }
-        let created = if self.config.auto_create_topic {
-            lock(&self.topics).get_or_create(topic, self.config.default_queues)
-        } else {
-            match lock(&self.topics).topics.get(topic) {
-                Some(entry) => Ok((entry.clone(), false)),
-                None => {
-                    return refuse(
-                        TOPIC_NOT_EXIST,
-                        "topic does not exist and auto-creation is off",
-                    );
-                }
-            }
-        };
-        let (config, created) = match created {
-            Ok(found) => found,
-            Err(error) => return refuse(SYSTEM_ERROR, &error.to_string()),
-        };
-        if created {
-            self.registered.notify_one();
-        }
-        let queue_id: u32 = number(send_field(request, "queueId", "e")).unwrap_or(0)
-            % config.write_queue_nums.max(1);
-        let properties_text = send_field(request, "properties", "i").unwrap_or_default().to_owned();
-        let properties = properties::decode(&properties_text);
-        let born_host = match peer.addr {
-            SocketAddr::V4(v4) => v4,
-            SocketAddr::V6(_) => SocketAddrV4::new([127, 0, 0, 1].into(), peer.addr.port()),
-        };
-        let record = MessageRecord {
-            queue_id: i32::try_from(queue_id).unwrap_or(0),
-            flag: number(send_field(request, "flag", "h")).unwrap_or(0),
-            queue_offset: 0,
-            physical_offset: 0,
-            sys_flag: number(send_field(request, "sysFlag", "f")).unwrap_or(0),
-            born_timestamp: number(send_field(request, "bornTimestamp", "g")).unwrap_or(0),
-            born_host,
-            store_timestamp: 0,
-            store_host: self.store_host,
-            reconsume_times: number(send_field(request, "reconsumeTimes", "j")).unwrap_or(0),
-            prepared_transaction_offset: 0,
-            body: request.body.clone(),
-            topic: topic.to_owned(),
-            properties: properties_text,
-        };
-        let encoded = match record.encode() {
-            Ok(encoded) => encoded,
-            Err(error) => return refuse(MESSAGE_ILLEGAL, &error.to_string()),
-        };
-        let tag_hash = properties.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
-        let appended = {
-            let mut store = lock(&self.store);
-            store.put_message(NewMessage {
-                topic,
-                queue_id,
-                tag_hash,
-                keys: properties.get(KEYS).map(|k| k.as_bytes()),
-                body: &encoded,
-            })
-        };
-        let appended = match appended {
-            Ok(appended) => appended,
-            Err(error) => {
-                tracing::error!(%error, "put failed");
-                return refuse(SYSTEM_ERROR, &error.to_string());
-            }
-        };
-        self.arrived.notify_waiters();
-        if self.config.store.flush == FlushPolicy::Sync {
-            self.flush_signal.request();
-            let waited = tokio::time::timeout(
-                Duration::from_secs(5),
-                self.durable.wait_for(appended.position_end),
-            )
-            .await;
-            if !matches!(waited, Ok(Ok(()))) {
-                return refuse(FLUSH_DISK_TIMEOUT, "flush timed out");
-            }
-        }
-        let mut response = RemotingCommand::response_to(request, SUCCESS, None)
-            .with_field("msgId", offset_message_id(self.store_host, appended.physical_offset))
-            .with_field("queueId", queue_id)
-            .with_field("queueOffset", appended.queue_offset)
-            .with_field("MSG_REGION", "DefaultRegion")
-            .with_field("TRACE_ON", "true");
-        if let Some(uniq) = properties.get(UNIQ_KEY) {
-            response = response.with_field("transactionId", uniq);
-        }
-        response
-    }
-
     async fn pull(&self, request: &RemotingCommand) -> RemotingCommand {
         let (Some(topic), Some(group), Some(queue_id), Some(offset)) = (
             request.field("topic"),

@@ -331,3 +331,47 @@ async fn batches_topic_creation_and_queue_locks() {
     shutdown.trigger();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_waits_for_its_level_then_arrives_in_its_real_queue() {
+    let env = RealEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
+    let broker = Broker::bind(env.clone(), config).await.unwrap();
+    let addr = broker.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(broker.run(shutdown.clone()));
+    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+
+    let sent_at = env.clock().now_ms();
+    let delayed = request(
+        request_code::SEND_MESSAGE,
+        &[
+            ("producerGroup", "p"),
+            ("topic", "later"),
+            ("queueId", "2"),
+            ("properties", "TAGS\u{1}TagA\u{2}DELAY\u{1}2\u{2}"),
+            ("bornTimestamp", "1"),
+        ],
+    )
+    .with_body(&b"in five seconds"[..]);
+    assert_eq!(client.request(delayed).await.unwrap().code, SUCCESS);
+    let now = client.request(pull("later", "2", "0", "*", "0")).await.unwrap();
+    assert_eq!(now.code, PULL_NOT_FOUND, "level 2 is five seconds: not there yet");
+
+    let arrived = client.request(pull("later", "2", "0", "*", "30000")).await.unwrap();
+    assert_eq!(arrived.code, SUCCESS);
+    let record = &records(&arrived.body)[0];
+    assert_eq!(
+        (record.topic.as_str(), record.queue_id, &record.body[..]),
+        ("later", 2, &b"in five seconds"[..])
+    );
+    assert!(record.store_timestamp >= sent_at + 5_000, "stored again when due, not before");
+    assert!(
+        record.properties.contains("REAL_TOPIC\u{1}later") && !record.properties.contains("DELAY")
+    );
+
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}

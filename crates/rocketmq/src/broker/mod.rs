@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod processor;
+pub mod schedule;
 pub mod send;
 pub mod tables;
 
@@ -155,6 +156,7 @@ impl<E: Env> Broker<E> {
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
         let persisting =
             tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
+        let scheduling = tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone()));
         tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, "rocketmq broker listening");
         serve::<E, _>(
             self.listener,
@@ -165,6 +167,7 @@ impl<E: Env> Broker<E> {
         .await;
         let _ = registration.await;
         let _ = persisting.await;
+        let _ = scheduling.await;
         if let Ok(result) = flusher.await {
             result?;
         }

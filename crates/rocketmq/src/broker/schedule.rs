@@ -1,0 +1,135 @@
+//! Delayed messages (RocketMQ's `ScheduleMessageService`): a message sent with `DELAY=n`
+//! (1 ≤ n ≤ 18) is stored in `SCHEDULE_TOPIC_XXXX`, queue n−1, its consume-queue tag slot holding
+//! the time it is due (as RocketMQ does); a delivery task per broker moves each level's due
+//! messages, in order, to their real topic and queue, and remembers its progress per level.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use twinmq_runtime::{Env, Shutdown};
+use twinmq_storage::NewMessage;
+
+use super::processor::{BrokerProcessor, lock};
+use crate::message::MessageRecord;
+use crate::remoting::properties::{self, DELAY, KEYS, REAL_QID, REAL_TOPIC, TAGS, WAIT};
+
+/// The topic delayed messages wait in.
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+/// The pseudo group whose offsets record each level's delivery progress.
+pub const SCHEDULE_GROUP: &str = "DELAY_OFFSET";
+/// RocketMQ's default `messageDelayLevel`: 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h.
+pub const DELAY_LEVELS_MS: [i64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+/// How often due messages are looked for.
+const DELIVERY_TICK_MS: u64 = 100;
+/// Messages moved per level per tick, at most.
+const DELIVERY_BATCH: u32 = 64;
+
+/// The delay of a message's `DELAY` property, as (level, milliseconds); `None` when it has none
+/// or an out-of-range one.
+pub fn delay_of(properties: &std::collections::BTreeMap<String, String>) -> Option<(usize, i64)> {
+    let level: usize = properties.get(DELAY)?.parse().ok()?;
+    let delay = *DELAY_LEVELS_MS.get(level.checked_sub(1)?)?;
+    Some((level, delay))
+}
+
+/// Moves due messages until shutdown.
+pub async fn run<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(Duration::from_millis(DELIVERY_TICK_MS)) => {}
+        }
+        let moved = processor.deliver_due();
+        if moved > 0 {
+            processor.arrived.notify_waiters();
+        }
+    }
+}
+
+impl<E: Env> BrokerProcessor<E> {
+    /// Delivers every due delayed message; returns how many moved.
+    pub(super) fn deliver_due(&self) -> usize {
+        let now_ms = self.env.clock().now_ms();
+        let mut moved = 0;
+        for level in 0..DELAY_LEVELS_MS.len() {
+            let queue = u32::try_from(level).unwrap_or(0);
+            let offset =
+                lock(&self.offsets).get(SCHEDULE_TOPIC, SCHEDULE_GROUP, queue).unwrap_or(0);
+            let found = lock(&self.store).get_message(
+                SCHEDULE_TOPIC,
+                queue,
+                offset,
+                DELIVERY_BATCH,
+                4 << 20,
+                None,
+            );
+            let Ok(found) = found else { continue };
+            let mut next = offset;
+            for waiting in &found.messages {
+                if i64::try_from(waiting.tag_hash).unwrap_or(i64::MAX) > now_ms {
+                    break;
+                }
+                if let Err(error) = self.deliver(&waiting.body) {
+                    tracing::error!(%error, level = level + 1, "a delayed message could not be delivered; it stays");
+                    break;
+                }
+                next = waiting.queue_offset + 1;
+                moved += 1;
+            }
+            if next != offset {
+                lock(&self.offsets).set(SCHEDULE_TOPIC, SCHEDULE_GROUP, queue, next);
+            }
+        }
+        moved
+    }
+
+    fn deliver(&self, stored: &[u8]) -> Result<(), String> {
+        let record = MessageRecord::decode(stored).map_err(|e| e.to_string())?;
+        let mut props = properties::decode(&record.properties);
+        let topic = props.get(REAL_TOPIC).cloned().ok_or("no REAL_TOPIC")?;
+        let queue_id: u32 =
+            props.get(REAL_QID).and_then(|q| q.parse().ok()).ok_or("no REAL_QID")?;
+        props.remove(DELAY);
+        props.insert(WAIT.into(), "false".into());
+        let tag_hash = props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
+        let keys = props.get(KEYS).cloned();
+        let delivered = MessageRecord {
+            topic: topic.clone(),
+            queue_id: i32::try_from(queue_id).unwrap_or(0),
+            properties: properties::encode(&props),
+            ..record
+        };
+        let body = delivered.encode().map_err(|e| e.to_string())?;
+        lock(&self.store)
+            .put_message(NewMessage {
+                topic: &topic,
+                queue_id,
+                tag_hash,
+                keys: keys.as_deref().map(str::as_bytes),
+                body: &body,
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn levels_map_to_rocketmqs_default_delays() {
+        let with = |level: &str| BTreeMap::from([(DELAY.to_string(), level.to_string())]);
+        assert_eq!(delay_of(&with("3")), Some((3, 10_000)));
+        assert_eq!(delay_of(&with("18")), Some((18, 7_200_000)));
+        assert_eq!(delay_of(&with("0")), None);
+        assert_eq!(delay_of(&with("19")), None);
+        assert_eq!(delay_of(&BTreeMap::new()), None);
+    }
+}

@@ -375,3 +375,55 @@ async fn a_delayed_message_waits_for_its_level_then_arrives_in_its_real_queue() 
     shutdown.trigger();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_handed_back_is_retried_after_a_delay_and_finally_dead_lettered() {
+    let env = RealEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
+    let broker = Broker::bind(env.clone(), config).await.unwrap();
+    let addr = broker.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(broker.run(shutdown.clone()));
+    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+
+    assert_eq!(client.request(send("work", "0", "TagA", "poison")).await.unwrap().code, SUCCESS);
+    let first =
+        records(&client.request(pull("work", "0", "0", "*", "0")).await.unwrap().body).remove(0);
+    let back = |record: &MessageRecord, level: &str, max: &str| {
+        let offset = record.physical_offset.to_string();
+        request(
+            request_code::CONSUMER_SEND_MSG_BACK,
+            &[
+                ("offset", &offset),
+                ("group", "g"),
+                ("delayLevel", level),
+                ("originMsgId", "ORIGIN"),
+                ("originTopic", "work"),
+                ("maxReconsumeTimes", max),
+            ],
+        )
+    };
+    assert_eq!(client.request(back(&first, "1", "16")).await.unwrap().code, SUCCESS);
+    let retried = client.request(pull("%RETRY%g", "0", "0", "*", "30000")).await.unwrap();
+    assert_eq!(retried.code, SUCCESS, "the retry arrives after its one-second delay");
+    let retried = records(&retried.body).remove(0);
+    assert_eq!(
+        (retried.topic.as_str(), retried.reconsume_times, &retried.body[..]),
+        ("%RETRY%g", 1, &b"poison"[..])
+    );
+    assert!(
+        retried.properties.contains("RETRY_TOPIC\u{1}work")
+            && retried.properties.contains("ORIGIN_MESSAGE_ID\u{1}ORIGIN")
+    );
+
+    assert_eq!(client.request(back(&retried, "0", "1")).await.unwrap().code, SUCCESS);
+    let dead = client.request(pull("%DLQ%g", "0", "0", "*", "0")).await.unwrap();
+    assert_eq!(dead.code, SUCCESS, "past maxReconsumeTimes the message is dead-lettered at once");
+    let dead = records(&dead.body).remove(0);
+    assert_eq!((dead.topic.as_str(), dead.reconsume_times), ("%DLQ%g", 2));
+
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}

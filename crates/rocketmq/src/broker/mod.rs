@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod processor;
+pub mod retry;
 pub mod schedule;
 pub mod send;
 pub mod tables;

@@ -62,6 +62,7 @@ impl<E: Env> Processor for BrokerProcessor<E> {
                 self.send(&request, peer).await
             }
             request_code::SEND_BATCH_MESSAGE => self.send_batch(&request, peer).await,
+            request_code::CONSUMER_SEND_MSG_BACK => self.send_back(&request),
             request_code::UPDATE_AND_CREATE_TOPIC => self.create_topic(&request),
             request_code::LOCK_BATCH_MQ => self.lock_queues(&request),
             request_code::UNLOCK_BATCH_MQ => self.unlock_queues(&request),

@@ -35,6 +35,50 @@ pub fn delay_of(properties: &std::collections::BTreeMap<String, String>) -> Opti
     Some((level, delay))
 }
 
+/// Where a message is stored: its own topic and queue, or — delayed — the schedule topic's
+/// queue of its level, with the due time in the tag slot and its real place in its properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The topic it is stored under.
+    pub topic: String,
+    /// The queue it is stored in.
+    pub queue_id: u32,
+    /// The consume queue's tag slot: the tag's hash, or the due time of a delayed message.
+    pub tag_slot: u64,
+    /// Its properties string as stored.
+    pub properties: String,
+}
+
+/// Places a message bound for (`topic`, `queue_id`); a delay is honoured when `allow_delay`.
+pub fn placement(
+    now_ms: i64,
+    topic: &str,
+    queue_id: u32,
+    props: &std::collections::BTreeMap<String, String>,
+    text: String,
+    allow_delay: bool,
+) -> Placement {
+    match delay_of(props).filter(|_| allow_delay) {
+        Some((level, delay_ms)) => {
+            let mut waiting = props.clone();
+            waiting.insert(REAL_TOPIC.into(), topic.to_owned());
+            waiting.insert(REAL_QID.into(), queue_id.to_string());
+            Placement {
+                topic: SCHEDULE_TOPIC.into(),
+                queue_id: u32::try_from(level - 1).unwrap_or(0),
+                tag_slot: u64::try_from(now_ms.saturating_add(delay_ms)).unwrap_or(0),
+                properties: properties::encode(&waiting),
+            }
+        }
+        None => Placement {
+            topic: topic.to_owned(),
+            queue_id,
+            tag_slot: props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64),
+            properties: text,
+        },
+    }
+}
+
 /// Moves due messages until shutdown.
 pub async fn run<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
     loop {

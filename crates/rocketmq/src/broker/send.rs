@@ -9,9 +9,10 @@ use twinmq_runtime::Env;
 use twinmq_storage::{AppendedMessage, FlushPolicy, NewMessage};
 
 use super::processor::{BrokerProcessor, lock, number};
+use super::schedule::placement;
 use super::tables::TopicConfigEntry;
 use crate::message::{MessageRecord, offset_message_id};
-use crate::remoting::properties::{self, KEYS, REAL_QID, REAL_TOPIC, TAGS, UNIQ_KEY};
+use crate::remoting::properties::{self, KEYS, UNIQ_KEY};
 use crate::remoting::response_code::*;
 use crate::remoting::{Peer, RemotingCommand};
 
@@ -124,33 +125,18 @@ impl<E: Env> BrokerProcessor<E> {
         let mut tags = Vec::with_capacity(messages.len());
         let mut keys = Vec::with_capacity(messages.len());
         // A single message with a delay level waits in the schedule topic (see `schedule`).
-        let delay = match messages.as_slice() {
-            [(_, _, text)] => super::schedule::delay_of(&properties::decode(text)),
-            _ => None,
-        };
-        let (stored_topic, stored_queue) = match delay {
-            Some((level, _)) => {
-                (super::schedule::SCHEDULE_TOPIC, u32::try_from(level - 1).unwrap_or(0))
-            }
-            None => (topic, queue_id),
-        };
-        for (flag, body, mut properties_text) in messages {
+        let allow_delay = messages.len() == 1;
+        let now_ms = self.env.clock().now_ms();
+        let mut stored = (topic.to_owned(), queue_id);
+        for (flag, body, properties_text) in messages {
             let properties = properties::decode(&properties_text);
-            match delay {
-                Some((_, delay_ms)) => {
-                    let due = self.env.clock().now_ms().saturating_add(delay_ms);
-                    tags.push(u64::try_from(due).unwrap_or(0));
-                    let mut waiting = properties.clone();
-                    waiting.insert(REAL_TOPIC.into(), topic.to_owned());
-                    waiting.insert(REAL_QID.into(), queue_id.to_string());
-                    properties_text = properties::encode(&waiting);
-                }
-                None => tags
-                    .push(properties.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64)),
-            }
+            let placed =
+                placement(now_ms, topic, queue_id, &properties, properties_text, allow_delay);
+            stored = (placed.topic.clone(), placed.queue_id);
+            tags.push(placed.tag_slot);
             keys.push(properties.get(KEYS).cloned());
             let record = MessageRecord {
-                queue_id: i32::try_from(stored_queue).unwrap_or(0),
+                queue_id: i32::try_from(placed.queue_id).unwrap_or(0),
                 flag,
                 queue_offset: 0,
                 physical_offset: 0,
@@ -162,8 +148,8 @@ impl<E: Env> BrokerProcessor<E> {
                 reconsume_times: number(send_field(request, "reconsumeTimes", "j")).unwrap_or(0),
                 prepared_transaction_offset: 0,
                 body,
-                topic: stored_topic.to_owned(),
-                properties: properties_text,
+                topic: placed.topic,
+                properties: placed.properties,
             };
             match record.encode() {
                 Ok(bytes) => encoded.push(bytes),
@@ -175,8 +161,8 @@ impl<E: Env> BrokerProcessor<E> {
             .zip(&tags)
             .zip(&keys)
             .map(|((body, tag_hash), keys)| NewMessage {
-                topic: stored_topic,
-                queue_id: stored_queue,
+                topic: &stored.0,
+                queue_id: stored.1,
                 tag_hash: *tag_hash,
                 keys: keys.as_deref().map(str::as_bytes),
                 body,

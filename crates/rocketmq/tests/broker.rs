@@ -227,6 +227,26 @@ async fn send_route_pull_filter_long_poll_offsets_and_groups() {
     namesrv_task.await.unwrap();
 }
 
+/// A broker without nameservers in a temp dir, and a client connected to it.
+async fn lone_broker() -> (
+    RealEnv,
+    tempfile::TempDir,
+    Shutdown,
+    tokio::task::JoinHandle<Result<(), twinmq_storage::StorageError>>,
+    RemotingClient<RealNet>,
+) {
+    let env = RealEnv::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
+    let broker = Broker::bind(env.clone(), config).await.unwrap();
+    let addr = broker.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(broker.run(shutdown.clone()));
+    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+    (env, dir, shutdown, task, client)
+}
+
 fn batch_record(body: &str, properties: &str) -> Vec<u8> {
     let total = 20 + body.len() + 2 + properties.len();
     let mut record = Vec::new();
@@ -242,15 +262,7 @@ fn batch_record(body: &str, properties: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_topic_creation_and_queue_locks() {
-    let env = RealEnv::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config =
-        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
-    let broker = Broker::bind(env.clone(), config).await.unwrap();
-    let addr = broker.local_addr().to_string();
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(broker.run(shutdown.clone()));
-    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+    let (_env, _dir, shutdown, task, client) = lone_broker().await;
 
     let mut body = Vec::new();
     for i in 0..3 {
@@ -334,15 +346,7 @@ async fn batches_topic_creation_and_queue_locks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_message_waits_for_its_level_then_arrives_in_its_real_queue() {
-    let env = RealEnv::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config =
-        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
-    let broker = Broker::bind(env.clone(), config).await.unwrap();
-    let addr = broker.local_addr().to_string();
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(broker.run(shutdown.clone()));
-    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+    let (env, _dir, shutdown, task, client) = lone_broker().await;
 
     let sent_at = env.clock().now_ms();
     let delayed = request(
@@ -378,15 +382,7 @@ async fn a_delayed_message_waits_for_its_level_then_arrives_in_its_real_queue() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_handed_back_is_retried_after_a_delay_and_finally_dead_lettered() {
-    let env = RealEnv::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config =
-        BrokerConfig::new("127.0.0.1:0".parse().unwrap(), Vec::new(), dir.path().to_owned());
-    let broker = Broker::bind(env.clone(), config).await.unwrap();
-    let addr = broker.local_addr().to_string();
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(broker.run(shutdown.clone()));
-    let client = RemotingClient::<RealNet>::connect(env.net(), &addr, None).await.unwrap();
+    let (_env, _dir, shutdown, task, client) = lone_broker().await;
 
     assert_eq!(client.request(send("work", "0", "TagA", "poison")).await.unwrap().code, SUCCESS);
     let first =

@@ -1,7 +1,7 @@
 //! `twinmq serve <model>`: run a broker on real sockets and disks until SIGTERM or Ctrl-C, then
 //! flush and stop cleanly.
 //!
-//! Kafka settings come from flags, or from a TOML file (`--config`) whose keys are the flags'
+//! Broker settings come from flags, or from a TOML file (`--config`) whose keys are the flags'
 //! names with underscores; a flag given on the command line wins over the file.
 
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ pub enum Serve {
     /// A RocketMQ nameserver.
     RocketmqNamesrv(NamesrvArgs),
     /// A RocketMQ broker (master, ASYNC_FLUSH by default).
-    RocketmqBroker(RocketmqBrokerArgs),
+    RocketmqBroker(Box<RocketmqBrokerArgs>),
 }
 
 /// `twinmq serve rocketmq-namesrv`.
@@ -41,29 +41,44 @@ pub struct NamesrvArgs {
 }
 
 /// `twinmq serve rocketmq-broker`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RocketmqBrokerArgs {
-    /// Nameserver addresses, `;`-separated (RocketMQ's `namesrvAddr`).
-    #[arg(long, default_value = "127.0.0.1:9876")]
-    namesrv: String,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:10911")]
-    listen: SocketAddr,
-    /// Data directory.
-    #[arg(long, default_value = "twinmq-data/rocketmq-broker-a")]
-    data_dir: PathBuf,
-    /// `brokerClusterName`.
-    #[arg(long, default_value = "DefaultCluster")]
-    cluster: String,
-    /// `brokerName`.
-    #[arg(long, default_value = "broker-a")]
-    broker_name: String,
-    /// Queues of an auto-created topic (`defaultTopicQueueNums`).
-    #[arg(long, default_value_t = 4)]
-    queues: u32,
-    /// `flushDiskType`: sync (SYNC_FLUSH) or async (ASYNC_FLUSH).
-    #[arg(long, value_enum, default_value_t = Flush::Async)]
-    flush: Flush,
+    /// A TOML file with any of these settings.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Nameserver addresses, `;`-separated (`namesrvAddr`) [default: 127.0.0.1:9876].
+    #[arg(long)]
+    namesrv: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:10911].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: twinmq-data/rocketmq-<broker name>-<broker id>].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `brokerClusterName` [default: DefaultCluster].
+    #[arg(long)]
+    cluster: Option<String>,
+    /// `brokerName` [default: broker-a].
+    #[arg(long)]
+    broker_name: Option<String>,
+    /// `brokerId`: 0 for the master, above 0 for a slave [default: 0].
+    #[arg(long)]
+    broker_id: Option<i64>,
+    /// Queues of an auto-created topic (`defaultTopicQueueNums`) [default: 4].
+    #[arg(long)]
+    queues: Option<u32>,
+    /// `autoCreateTopicEnable` [default: true].
+    #[arg(long)]
+    auto_create_topic: Option<bool>,
+    /// `flushDiskType`: sync (SYNC_FLUSH) or async (ASYNC_FLUSH) [default: async].
+    #[arg(long, value_enum)]
+    flush: Option<Flush>,
+    /// `messageDelayLevel`: the delays of levels 1, 2, … [default: 1s 5s 10s 30s 1m 2m 3m 4m 5m
+    /// 6m 7m 8m 9m 10m 20m 30m 1h 2h].
+    #[arg(long)]
+    message_delay_level: Option<String>,
 }
 
 /// When appends are made durable.
@@ -137,11 +152,11 @@ pub fn run(serve: Serve) -> anyhow::Result<ExitCode> {
         Serve::Kafka(args) => run_kafka(*args, true),
         Serve::KafkaController(args) => run_kafka(*args, false),
         Serve::RocketmqNamesrv(args) => run_namesrv(args),
-        Serve::RocketmqBroker(args) => run_rocketmq_broker(args),
+        Serve::RocketmqBroker(args) => run_rocketmq_broker(*args),
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<KafkaArgs> {
+fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let bytes = twinmq_storage::atomic_file::read_whole(&RealFs, path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let text =
@@ -232,23 +247,54 @@ fn run_namesrv(args: NamesrvArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_rocketmq_broker(args: RocketmqBrokerArgs) -> anyhow::Result<ExitCode> {
-    use twinmq_rocketmq::broker::{Broker, BrokerConfig};
-    let namesrv = args
-        .namesrv
+/// Flags over the file over the defaults.
+fn rocketmq_broker_config(
+    flags: RocketmqBrokerArgs,
+) -> anyhow::Result<twinmq_rocketmq::broker::BrokerConfig> {
+    use twinmq_rocketmq::broker::{BrokerConfig, schedule};
+    let file = match &flags.config {
+        Some(path) => read_file(path)?,
+        None => RocketmqBrokerArgs::default(),
+    };
+    macro_rules! pick {
+        ($field:ident) => {
+            flags.$field.clone().or(file.$field.clone())
+        };
+    }
+    let namesrv = pick!(namesrv)
+        .unwrap_or_else(|| "127.0.0.1:9876".into())
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let mut config = BrokerConfig::new(args.listen, namesrv, args.data_dir);
-    config.cluster = args.cluster;
-    config.broker_name = args.broker_name;
-    config.default_queues = args.queues;
-    config.store.flush = match args.flush {
+    let listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10911)));
+    let broker_name = pick!(broker_name).unwrap_or_else(|| "broker-a".into());
+    let broker_id = pick!(broker_id).unwrap_or(0);
+    let data_dir = pick!(data_dir).unwrap_or_else(|| {
+        PathBuf::from(format!("twinmq-data/rocketmq-{broker_name}-{broker_id}"))
+    });
+    let mut config = BrokerConfig::new(listen, namesrv, data_dir);
+    config.broker_name = broker_name;
+    config.broker_id = broker_id;
+    config.cluster = pick!(cluster).unwrap_or(config.cluster);
+    config.default_queues = pick!(queues).unwrap_or(config.default_queues);
+    config.auto_create_topic = pick!(auto_create_topic).unwrap_or(config.auto_create_topic);
+    config.store.flush = match pick!(flush).unwrap_or(Flush::Async) {
         Flush::Sync => FlushPolicy::Sync,
         Flush::Async => FlushPolicy::ASYNC_DEFAULT,
     };
+    if let Some(levels) = pick!(message_delay_level) {
+        config.delay_levels_ms = schedule::parse_delay_levels(&levels)
+            .map_err(anyhow::Error::msg)
+            .context("--message-delay-level")?;
+    }
+    Ok(config)
+}
+
+fn run_rocketmq_broker(args: RocketmqBrokerArgs) -> anyhow::Result<ExitCode> {
+    use twinmq_rocketmq::broker::Broker;
+    let config = rocketmq_broker_config(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -54,6 +54,8 @@ pub struct BrokerConfig {
     pub message_bytes_max: usize,
     /// The CommitLog's layout and flush policy (`flushDiskType`).
     pub store: CommitLogConfig,
+    /// `messageDelayLevel`: the delay of each level, in ms (level n is index n − 1).
+    pub delay_levels_ms: Vec<i64>,
 }
 
 impl BrokerConfig {
@@ -76,6 +78,8 @@ impl BrokerConfig {
                 flush: FlushPolicy::ASYNC_DEFAULT,
                 ..CommitLogConfig::default()
             },
+            delay_levels_ms: schedule::parse_delay_levels(schedule::DEFAULT_DELAY_LEVELS)
+                .unwrap_or_default(),
         }
     }
 }

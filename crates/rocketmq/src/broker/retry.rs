@@ -7,7 +7,7 @@ use twinmq_runtime::Env;
 use twinmq_storage::NewMessage;
 
 use super::processor::{BrokerProcessor, lock, number};
-use super::schedule::{DELAY_LEVELS_MS, placement};
+use super::schedule::placement;
 use crate::message::MessageRecord;
 use crate::remoting::RemotingCommand;
 use crate::remoting::properties::{self, DELAY, KEYS, ORIGIN_MESSAGE_ID, RETRY_TOPIC};
@@ -62,13 +62,15 @@ impl<E: Env> BrokerProcessor<E> {
             tracing::info!(%group, reconsume_times, "message moved to the dead-letter topic");
         } else {
             let level = if requested_level == 0 { 3 + reconsume_times } else { requested_level };
-            let level = usize::try_from(level).unwrap_or(1).clamp(1, DELAY_LEVELS_MS.len());
+            let deepest = self.config.delay_levels_ms.len().max(1);
+            let level = usize::try_from(level).unwrap_or(1).max(1).min(deepest);
             props.insert(DELAY.into(), level.to_string());
         }
         lock(&self.topics).get_or_create(&topic, 1).map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
         self.registered.notify_one();
         let text = properties::encode(&props);
-        let placed = placement(self.env.clock().now_ms(), &topic, 0, &props, text, true);
+        let levels = &self.config.delay_levels_ms;
+        let placed = placement(levels, self.env.clock().now_ms(), &topic, 0, &props, text, true);
         let record = MessageRecord {
             topic: placed.topic.clone(),
             queue_id: i32::try_from(placed.queue_id).unwrap_or(0),

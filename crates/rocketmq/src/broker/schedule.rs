@@ -17,21 +17,50 @@ use crate::remoting::properties::{self, DELAY, KEYS, REAL_QID, REAL_TOPIC, TAGS,
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 /// The pseudo group whose offsets record each level's delivery progress.
 pub const SCHEDULE_GROUP: &str = "DELAY_OFFSET";
-/// RocketMQ's default `messageDelayLevel`: 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h.
-pub const DELAY_LEVELS_MS: [i64; 18] = [
-    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
-    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
-];
+/// RocketMQ's default `messageDelayLevel`.
+pub const DEFAULT_DELAY_LEVELS: &str = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+/// Most delay levels a broker accepts (the consume-queue ids of the schedule topic).
+pub const DELAY_LEVELS_MAX: usize = 64;
 /// How often due messages are looked for.
 const DELIVERY_TICK_MS: u64 = 100;
 /// Messages moved per level per tick, at most.
 const DELIVERY_BATCH: u32 = 64;
 
-/// The delay of a message's `DELAY` property, as (level, milliseconds); `None` when it has none
-/// or an out-of-range one.
-pub fn delay_of(properties: &std::collections::BTreeMap<String, String>) -> Option<(usize, i64)> {
+/// Parses a `messageDelayLevel` setting — durations such as `100ms 1s 5m 2h 1d`, separated by
+/// spaces — into milliseconds per level.
+pub fn parse_delay_levels(text: &str) -> Result<Vec<i64>, String> {
+    let levels = text
+        .split_whitespace()
+        .map(|word| {
+            let split = word.find(|c: char| !c.is_ascii_digit()).unwrap_or(word.len());
+            let (digits, unit) = word.split_at(split);
+            let value: i64 =
+                digits.parse().map_err(|_| format!("delay level {word:?}: no number"))?;
+            let scale = match unit {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(format!("delay level {word:?}: unit must be ms, s, m, h or d")),
+            };
+            value.checked_mul(scale).ok_or_else(|| format!("delay level {word:?} is too long"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if levels.is_empty() || levels.len() > DELAY_LEVELS_MAX {
+        return Err(format!("between 1 and {DELAY_LEVELS_MAX} delay levels, not {}", levels.len()));
+    }
+    Ok(levels)
+}
+
+/// The delay of a message's `DELAY` property under `levels`, as (level, milliseconds); `None`
+/// when it has none or an out-of-range one.
+pub fn delay_of(
+    levels: &[i64],
+    properties: &std::collections::BTreeMap<String, String>,
+) -> Option<(usize, i64)> {
     let level: usize = properties.get(DELAY)?.parse().ok()?;
-    let delay = *DELAY_LEVELS_MS.get(level.checked_sub(1)?)?;
+    let delay = *levels.get(level.checked_sub(1)?)?;
     Some((level, delay))
 }
 
@@ -49,8 +78,10 @@ pub struct Placement {
     pub properties: String,
 }
 
-/// Places a message bound for (`topic`, `queue_id`); a delay is honoured when `allow_delay`.
+/// Places a message bound for (`topic`, `queue_id`); a delay (one of `levels`) is honoured
+/// when `allow_delay`.
 pub fn placement(
+    levels: &[i64],
     now_ms: i64,
     topic: &str,
     queue_id: u32,
@@ -58,7 +89,7 @@ pub fn placement(
     text: String,
     allow_delay: bool,
 ) -> Placement {
-    match delay_of(props).filter(|_| allow_delay) {
+    match delay_of(levels, props).filter(|_| allow_delay) {
         Some((level, delay_ms)) => {
             let mut waiting = props.clone();
             waiting.insert(REAL_TOPIC.into(), topic.to_owned());
@@ -99,7 +130,7 @@ impl<E: Env> BrokerProcessor<E> {
     pub(super) fn deliver_due(&self) -> usize {
         let now_ms = self.env.clock().now_ms();
         let mut moved = 0;
-        for level in 0..DELAY_LEVELS_MS.len() {
+        for level in 0..self.config.delay_levels_ms.len() {
             let queue = u32::try_from(level).unwrap_or(0);
             let offset =
                 lock(&self.offsets).get(SCHEDULE_TOPIC, SCHEDULE_GROUP, queue).unwrap_or(0);
@@ -169,11 +200,25 @@ mod tests {
 
     #[test]
     fn levels_map_to_rocketmqs_default_delays() {
+        let levels = parse_delay_levels(DEFAULT_DELAY_LEVELS).unwrap();
+        assert_eq!(levels.len(), 18);
         let with = |level: &str| BTreeMap::from([(DELAY.to_string(), level.to_string())]);
-        assert_eq!(delay_of(&with("3")), Some((3, 10_000)));
-        assert_eq!(delay_of(&with("18")), Some((18, 7_200_000)));
-        assert_eq!(delay_of(&with("0")), None);
-        assert_eq!(delay_of(&with("19")), None);
-        assert_eq!(delay_of(&BTreeMap::new()), None);
+        assert_eq!(delay_of(&levels, &with("3")), Some((3, 10_000)));
+        assert_eq!(delay_of(&levels, &with("18")), Some((18, 7_200_000)));
+        assert_eq!(delay_of(&levels, &with("0")), None);
+        assert_eq!(delay_of(&levels, &with("19")), None);
+        assert_eq!(delay_of(&levels, &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn delay_levels_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(
+            parse_delay_levels("100ms 2s 1m 1h 1d"),
+            Ok(vec![100, 2_000, 60_000, 3_600_000, 86_400_000])
+        );
+        assert!(parse_delay_levels("").is_err());
+        assert!(parse_delay_levels("5x").is_err());
+        assert!(parse_delay_levels("s").is_err());
+        assert!(parse_delay_levels(&"1s ".repeat(DELAY_LEVELS_MAX + 1)).is_err());
     }
 }

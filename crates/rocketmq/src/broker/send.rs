@@ -130,8 +130,15 @@ impl<E: Env> BrokerProcessor<E> {
         let mut stored = (topic.to_owned(), queue_id);
         for (flag, body, properties_text) in messages {
             let properties = properties::decode(&properties_text);
-            let placed =
-                placement(now_ms, topic, queue_id, &properties, properties_text, allow_delay);
+            let placed = placement(
+                &self.config.delay_levels_ms,
+                now_ms,
+                topic,
+                queue_id,
+                &properties,
+                properties_text,
+                allow_delay,
+            );
             stored = (placed.topic.clone(), placed.queue_id);
             tags.push(placed.tag_slot);
             keys.push(properties.get(KEYS).cloned());

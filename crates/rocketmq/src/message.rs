@@ -80,6 +80,26 @@ pub fn body_crc(body: &[u8]) -> u32 {
 }
 
 impl MessageRecord {
+    /// A record with no body, topic or properties, stored by `store_host` (a base to fill).
+    pub fn empty(store_host: SocketAddrV4) -> Self {
+        Self {
+            queue_id: 0,
+            flag: 0,
+            queue_offset: 0,
+            physical_offset: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            born_host: store_host,
+            store_timestamp: 0,
+            store_host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: Bytes::new(),
+            topic: String::new(),
+            properties: String::new(),
+        }
+    }
+
     /// The record's size.
     pub fn encoded_len(&self) -> usize {
         FIXED_BYTES + 4 + self.body.len() + 1 + self.topic.len() + 2 + self.properties.len()

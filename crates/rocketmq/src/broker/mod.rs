@@ -7,6 +7,7 @@ pub mod retry;
 pub mod schedule;
 pub mod send;
 pub mod tables;
+pub mod transaction;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -56,6 +57,12 @@ pub struct BrokerConfig {
     pub store: CommitLogConfig,
     /// `messageDelayLevel`: the delay of each level, in ms (level n is index n − 1).
     pub delay_levels_ms: Vec<i64>,
+    /// `transactionTimeOut`: a half message younger than this is not checked yet.
+    pub transaction_timeout_ms: i64,
+    /// `transactionCheckInterval`: the least time between two checks of one half message.
+    pub transaction_check_interval_ms: u64,
+    /// `transactionCheckMax`: checks before a half message is given up.
+    pub transaction_check_max: u32,
 }
 
 impl BrokerConfig {
@@ -80,6 +87,9 @@ impl BrokerConfig {
             },
             delay_levels_ms: schedule::parse_delay_levels(schedule::DEFAULT_DELAY_LEVELS)
                 .unwrap_or_default(),
+            transaction_timeout_ms: 6_000,
+            transaction_check_interval_ms: 60_000,
+            transaction_check_max: 15,
         }
     }
 }
@@ -117,6 +127,7 @@ impl<E: Env> Broker<E> {
         tracing::info!(?recovery, "message store opened");
         let topics = TopicTable::load(fs.clone(), &config.data_dir, config.auto_create_topic)?;
         let offsets = ConsumerOffsets::load(fs, &config.data_dir)?;
+        let transactions = transaction::TransactionState::recover(&store, &offsets)?;
         let processor = Arc::new(BrokerProcessor {
             env,
             store_host,
@@ -129,6 +140,8 @@ impl<E: Env> Broker<E> {
             flush_signal: FlushSignal::new(),
             registered: Notify::new(),
             queue_locks: Mutex::new(BTreeMap::new()),
+            producers: Mutex::new(BTreeMap::new()),
+            transactions: Mutex::new(transactions),
             config,
         });
         Ok(Self { listener, processor })
@@ -162,6 +175,7 @@ impl<E: Env> Broker<E> {
         let persisting =
             tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
         let scheduling = tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone()));
+        let checking = tokio::spawn(transaction::run(Arc::clone(&processor), shutdown.clone()));
         tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, "rocketmq broker listening");
         serve::<E, _>(
             self.listener,
@@ -173,6 +187,7 @@ impl<E: Env> Broker<E> {
         let _ = registration.await;
         let _ = persisting.await;
         let _ = scheduling.await;
+        let _ = checking.await;
         if let Ok(result) = flusher.await {
             result?;
         }

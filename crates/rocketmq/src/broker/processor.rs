@@ -30,6 +30,9 @@ const PULL_BYTES_MAX: u64 = 8 * 1024 * 1024;
 /// (group, topic, queue) → (client id holding the lock, when it locked or renewed).
 pub type QueueLocks = BTreeMap<(String, String, u32), (String, i64)>;
 
+/// Producer group → client id → its connection and last heartbeat (for transaction checks).
+pub type ProducerTable = BTreeMap<String, BTreeMap<String, (Peer, i64)>>;
+
 /// Everything the broker's handlers share.
 pub struct BrokerProcessor<E: Env> {
     pub(super) env: E,
@@ -45,6 +48,10 @@ pub struct BrokerProcessor<E: Env> {
     pub(super) registered: Notify,
     /// Orderly consumers' queue locks.
     pub(super) queue_locks: Mutex<QueueLocks>,
+    /// Live producers, by group.
+    pub(super) producers: Mutex<ProducerTable>,
+    /// Half messages and their resolution.
+    pub(super) transactions: Mutex<super::transaction::TransactionState>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,6 +70,7 @@ impl<E: Env> Processor for BrokerProcessor<E> {
             }
             request_code::SEND_BATCH_MESSAGE => self.send_batch(&request, peer).await,
             request_code::CONSUMER_SEND_MSG_BACK => self.send_back(&request),
+            request_code::END_TRANSACTION => self.end_transaction(&request),
             request_code::UPDATE_AND_CREATE_TOPIC => self.create_topic(&request),
             request_code::LOCK_BATCH_MQ => self.lock_queues(&request),
             request_code::UNLOCK_BATCH_MQ => self.unlock_queues(&request),
@@ -94,6 +102,10 @@ impl<E: Env> Processor for BrokerProcessor<E> {
         let mut groups = lock(&self.groups);
         for group in groups.values_mut() {
             group.clients.retain(|_, (client, _)| client.addr != peer.addr);
+        }
+        drop(groups);
+        for clients in lock(&self.producers).values_mut() {
+            clients.retain(|_, (client, _)| client.addr != peer.addr);
         }
     }
 }
@@ -287,6 +299,15 @@ impl<E: Env> BrokerProcessor<E> {
         let client_id = body["clientID"].as_str().unwrap_or_default().to_owned();
         let now_ms = self.env.clock().now_ms();
         let mut changed_groups = Vec::new();
+        if let Some(producers) = body["producerDataSet"].as_array() {
+            let mut table = lock(&self.producers);
+            for name in producers.iter().filter_map(|p| p["groupName"].as_str()) {
+                table
+                    .entry(name.to_owned())
+                    .or_default()
+                    .insert(client_id.clone(), (peer.clone(), now_ms));
+            }
+        }
         if let Some(consumers) = body["consumerDataSet"].as_array() {
             let mut groups = lock(&self.groups);
             for consumer in consumers {
@@ -333,6 +354,12 @@ impl<E: Env> BrokerProcessor<E> {
     }
 
     fn unregister(&self, request: &RemotingCommand) -> RemotingCommand {
+        if let (Some(client), Some(group)) =
+            (request.field("clientID"), request.field("producerGroup"))
+            && let Some(clients) = lock(&self.producers).get_mut(group)
+        {
+            clients.remove(client);
+        }
         if let (Some(client), Some(group)) =
             (request.field("clientID"), request.field("consumerGroup"))
         {

@@ -7,7 +7,7 @@ use twinmq_runtime::Env;
 use twinmq_storage::NewMessage;
 
 use super::processor::{BrokerProcessor, lock, number};
-use super::schedule::placement;
+use super::schedule::{Hold, placement};
 use crate::message::MessageRecord;
 use crate::remoting::RemotingCommand;
 use crate::remoting::properties::{self, DELAY, KEYS, ORIGIN_MESSAGE_ID, RETRY_TOPIC};
@@ -70,7 +70,15 @@ impl<E: Env> BrokerProcessor<E> {
         self.registered.notify_one();
         let text = properties::encode(&props);
         let levels = &self.config.delay_levels_ms;
-        let placed = placement(levels, self.env.clock().now_ms(), &topic, 0, &props, text, true);
+        let placed = placement(
+            levels,
+            self.env.clock().now_ms(),
+            &topic,
+            0,
+            &props,
+            text,
+            Hold::DelayIfAsked,
+        );
         let record = MessageRecord {
             topic: placed.topic.clone(),
             queue_id: i32::try_from(placed.queue_id).unwrap_or(0),

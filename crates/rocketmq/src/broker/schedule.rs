@@ -10,6 +10,7 @@ use twinmq_runtime::{Env, Shutdown};
 use twinmq_storage::NewMessage;
 
 use super::processor::{BrokerProcessor, lock};
+use super::transaction::HALF_TOPIC;
 use crate::message::MessageRecord;
 use crate::remoting::properties::{self, DELAY, KEYS, REAL_QID, REAL_TOPIC, TAGS, WAIT};
 
@@ -78,8 +79,18 @@ pub struct Placement {
     pub properties: String,
 }
 
-/// Places a message bound for (`topic`, `queue_id`); a delay (one of `levels`) is honoured
-/// when `allow_delay`.
+/// Where a message may wait before it reaches its own queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// It goes straight to its queue.
+    Nothing,
+    /// It waits in the schedule topic if its `DELAY` property names a level.
+    DelayIfAsked,
+    /// It is a transaction's half message: it waits in the half topic for END_TRANSACTION.
+    Half,
+}
+
+/// Places a message bound for (`topic`, `queue_id`) under `hold`; delays are `levels`.
 pub fn placement(
     levels: &[i64],
     now_ms: i64,
@@ -87,9 +98,22 @@ pub fn placement(
     queue_id: u32,
     props: &std::collections::BTreeMap<String, String>,
     text: String,
-    allow_delay: bool,
+    hold: Hold,
 ) -> Placement {
-    match delay_of(levels, props).filter(|_| allow_delay) {
+    let delay = delay_of(levels, props).filter(|_| hold == Hold::DelayIfAsked);
+    let tag_hash = props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
+    if hold == Hold::Half {
+        let mut waiting = props.clone();
+        waiting.insert(REAL_TOPIC.into(), topic.to_owned());
+        waiting.insert(REAL_QID.into(), queue_id.to_string());
+        return Placement {
+            topic: HALF_TOPIC.into(),
+            queue_id: 0,
+            tag_slot: tag_hash,
+            properties: properties::encode(&waiting),
+        };
+    }
+    match delay {
         Some((level, delay_ms)) => {
             let mut waiting = props.clone();
             waiting.insert(REAL_TOPIC.into(), topic.to_owned());
@@ -101,12 +125,9 @@ pub fn placement(
                 properties: properties::encode(&waiting),
             }
         }
-        None => Placement {
-            topic: topic.to_owned(),
-            queue_id,
-            tag_slot: props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64),
-            properties: text,
-        },
+        None => {
+            Placement { topic: topic.to_owned(), queue_id, tag_slot: tag_hash, properties: text }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use twinmq_runtime::Env;
 use twinmq_storage::{AppendedMessage, FlushPolicy, NewMessage};
 
 use super::processor::{BrokerProcessor, lock, number};
-use super::schedule::placement;
+use super::schedule::{Hold, placement};
 use super::tables::TopicConfigEntry;
 use crate::message::{MessageRecord, offset_message_id};
 use crate::remoting::properties::{self, KEYS, UNIQ_KEY};
@@ -124,8 +124,16 @@ impl<E: Env> BrokerProcessor<E> {
         let mut encoded = Vec::with_capacity(messages.len());
         let mut tags = Vec::with_capacity(messages.len());
         let mut keys = Vec::with_capacity(messages.len());
-        // A single message with a delay level waits in the schedule topic (see `schedule`).
-        let allow_delay = messages.len() == 1;
+        // A single message with a delay level waits in the schedule topic (see `schedule`); a
+        // half message waits in the half topic (see `transaction`).
+        let sys_flag: i32 = number(send_field(request, "sysFlag", "f")).unwrap_or(0);
+        let prepared = super::transaction::is_half(sys_flag);
+        let hold = match (messages.len(), prepared) {
+            (1, true) => Hold::Half,
+            (1, false) => Hold::DelayIfAsked,
+            (_, true) => return refuse(MESSAGE_ILLEGAL, "a batch cannot be transactional"),
+            (_, false) => Hold::Nothing,
+        };
         let now_ms = self.env.clock().now_ms();
         let mut stored = (topic.to_owned(), queue_id);
         for (flag, body, properties_text) in messages {
@@ -137,7 +145,7 @@ impl<E: Env> BrokerProcessor<E> {
                 queue_id,
                 &properties,
                 properties_text,
-                allow_delay,
+                hold,
             );
             stored = (placed.topic.clone(), placed.queue_id);
             tags.push(placed.tag_slot);
@@ -147,7 +155,7 @@ impl<E: Env> BrokerProcessor<E> {
                 flag,
                 queue_offset: 0,
                 physical_offset: 0,
-                sys_flag: number(send_field(request, "sysFlag", "f")).unwrap_or(0),
+                sys_flag,
                 born_timestamp: number(send_field(request, "bornTimestamp", "g")).unwrap_or(0),
                 born_host,
                 store_timestamp: 0,

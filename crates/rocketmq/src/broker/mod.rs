@@ -2,6 +2,7 @@
 //! RocketMQ's remoting protocol; registers with every nameserver every 30 s.
 
 pub mod admin;
+pub mod ha;
 pub mod processor;
 pub mod retry;
 pub mod schedule;
@@ -63,6 +64,11 @@ pub struct BrokerConfig {
     pub transaction_check_interval_ms: u64,
     /// `transactionCheckMax`: checks before a half message is given up.
     pub transaction_check_max: u32,
+    /// `syncFlushTimeout`: how long a send waits for the disk (SYNC_FLUSH) or a slave
+    /// (SYNC_MASTER) before answering FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT.
+    pub sync_timeout_ms: u64,
+    /// Role and master/slave replication.
+    pub ha: ha::HaConfig,
 }
 
 impl BrokerConfig {
@@ -90,6 +96,8 @@ impl BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_interval_ms: 60_000,
             transaction_check_max: 15,
+            sync_timeout_ms: 5_000,
+            ha: ha::HaConfig::default(),
         }
     }
 }
@@ -97,6 +105,7 @@ impl BrokerConfig {
 /// A bound broker.
 pub struct Broker<E: Env> {
     listener: <E::Net as Net>::Listener,
+    ha_listener: Option<<E::Net as Net>::Listener>,
     processor: Arc<BrokerProcessor<E>>,
 }
 
@@ -120,6 +129,24 @@ impl<E: Env> Broker<E> {
             SocketAddr::V4(v4) => v4,
             SocketAddr::V6(_) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
         };
+        let ha_listener = if config.ha.role.is_master() {
+            let ha_addr = config.ha.listen.unwrap_or_else(|| {
+                let port = if config.listen.port() == 0 { 0 } else { local.port().wrapping_add(1) };
+                SocketAddr::new(local.ip(), port)
+            });
+            let bound = env.net().bind(ha_addr).await.map_err(|source| StorageError::Io {
+                path: format!("HA listen {ha_addr}").into(),
+                source,
+            })?;
+            Some(bound)
+        } else {
+            None
+        };
+        let advertised = ha_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|addr| addr.to_string())
+            .unwrap_or_default();
         let fs = env.fs().clone();
         let store_dir = config.data_dir.join("store");
         let (store, recovery) =
@@ -142,9 +169,10 @@ impl<E: Env> Broker<E> {
             queue_locks: Mutex::new(BTreeMap::new()),
             producers: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
+            ha: ha::HaState::new(advertised),
             config,
         });
-        Ok(Self { listener, processor })
+        Ok(Self { listener, ha_listener, processor })
     }
 
     /// The address it listens on.
@@ -174,9 +202,27 @@ impl<E: Env> Broker<E> {
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
         let persisting =
             tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
-        let scheduling = tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone()));
-        let checking = tokio::spawn(transaction::run(Arc::clone(&processor), shutdown.clone()));
-        tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, "rocketmq broker listening");
+        // A master schedules, checks transactions and feeds its slaves; a slave only copies.
+        let mut tasks = Vec::new();
+        match self.ha_listener {
+            Some(ha_listener) => {
+                tasks.push(tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone())));
+                tasks
+                    .push(tokio::spawn(transaction::run(Arc::clone(&processor), shutdown.clone())));
+                tasks.push(tokio::spawn(ha::serve_slaves::<E>(
+                    ha_listener,
+                    Arc::clone(&processor),
+                    shutdown.clone(),
+                )));
+            }
+            None => {
+                tasks.push(tokio::spawn(ha::follow_master(
+                    Arc::clone(&processor),
+                    shutdown.clone(),
+                )));
+            }
+        }
+        tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, role = ?processor.config.ha.role, ha = %processor.ha.advertised, "rocketmq broker listening");
         serve::<E, _>(
             self.listener,
             Arc::clone(&processor),
@@ -186,8 +232,9 @@ impl<E: Env> Broker<E> {
         .await;
         let _ = registration.await;
         let _ = persisting.await;
-        let _ = scheduling.await;
-        let _ = checking.await;
+        for task in tasks {
+            let _ = task.await;
+        }
         if let Ok(result) = flusher.await {
             result?;
         }
@@ -228,10 +275,17 @@ pub async fn register_all<E: Env>(processor: &BrokerProcessor<E>) {
         .with_field("brokerName", &config.broker_name)
         .with_field("clusterName", &config.cluster)
         .with_field("brokerId", config.broker_id)
-        .with_field("haServerAddr", "")
+        .with_field("haServerAddr", &processor.ha.advertised)
         .with_field("compressed", "false");
         match tokio::time::timeout(Duration::from_secs(3), client.request(request)).await {
-            Ok(Some(response)) if response.code == 0 => {}
+            Ok(Some(response)) if response.code == 0 => {
+                // A slave learns where its master takes slaves.
+                if let Some(master) = response.field("haServerAddr").filter(|a| !a.is_empty())
+                    && !config.ha.role.is_master()
+                {
+                    *processor::lock(&processor.ha.master_learned) = Some(master.to_owned());
+                }
+            }
             other => tracing::warn!(%namesrv, ?other, "registration failed"),
         }
     }

@@ -52,6 +52,15 @@ pub struct BrokerProcessor<E: Env> {
     pub(super) producers: Mutex<ProducerTable>,
     /// Half messages and their resolution.
     pub(super) transactions: Mutex<super::transaction::TransactionState>,
+    /// Replication partners.
+    pub ha: super::ha::HaState,
+}
+
+impl<E: Env> BrokerProcessor<E> {
+    /// Where the CommitLog ends: the physical offset the next message gets.
+    pub fn commit_log_end(&self) -> u64 {
+        lock(&self.store).commit_log().max_physical_offset()
+    }
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +73,22 @@ pub(super) fn number<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {
 
 impl<E: Env> Processor for BrokerProcessor<E> {
     async fn process(&self, request: RemotingCommand, peer: &Peer) -> Option<RemotingCommand> {
+        let writes = matches!(
+            request.code,
+            request_code::SEND_MESSAGE
+                | request_code::SEND_MESSAGE_V2
+                | request_code::SEND_BATCH_MESSAGE
+                | request_code::CONSUMER_SEND_MSG_BACK
+                | request_code::END_TRANSACTION
+        );
+        if writes && !self.config.ha.role.is_master() {
+            // A slave's CommitLog is its master's copy: nothing else may write to it.
+            return Some(RemotingCommand::response_to(
+                &request,
+                SERVICE_NOT_AVAILABLE,
+                Some(format!("broker {} is a slave: it takes no writes", self.config.broker_name)),
+            ));
+        }
         let response = match request.code {
             request_code::SEND_MESSAGE | request_code::SEND_MESSAGE_V2 => {
                 self.send(&request, peer).await

@@ -140,11 +140,14 @@ async fn a_sync_master_answers_only_when_its_slave_holds_the_message() {
     let (slave_shutdown, slave_task, slave_addr) =
         start(&env, config(slave_dir.path(), &namesrv_addr, BrokerRole::Slave)).await;
     eventually("the slave finds its master", || master_processor.ha.slaves_connected() == 1).await;
+    let on_slave = RemotingClient::<RealNet>::connect(env.net(), &slave_addr, None).await.unwrap();
     for i in 0..200 {
         let sent = client.request(send(&format!("m{i}"))).await.unwrap();
         assert_eq!(sent.code, SUCCESS, "{:?}", sent.remark);
+        let offset: u64 = sent.field("queueOffset").unwrap().parse().unwrap();
+        let there = on_slave.request(pull(offset)).await.unwrap();
+        assert_eq!(there.code, SUCCESS, "m{i} is on the slave the moment it is acknowledged");
     }
-    let on_slave = RemotingClient::<RealNet>::connect(env.net(), &slave_addr, None).await.unwrap();
     let expected: Vec<Bytes> = ["before any slave", "unconfirmed"]
         .into_iter()
         .map(String::from)

@@ -172,6 +172,16 @@ async fn a_sync_master_answers_only_when_its_slave_holds_the_message() {
     shutdown.trigger();
     master_task.await.unwrap().unwrap();
     assert_eq!(bodies(&on_slave).await, expected);
+    let route = routes
+        .request(request(request_code::GET_ROUTEINFO_BY_TOPIC, &[("topic", "replicated")]))
+        .await
+        .unwrap();
+    let route: TopicRouteData = serde_json::from_slice(&route.body).unwrap();
+    assert_eq!(
+        route.broker_datas[0].broker_addrs.keys().collect::<Vec<_>>(),
+        ["1"],
+        "a master that leaves is gone from the routes at once; its slave stays"
+    );
 
     // The master comes back on its old ports, takes more; the slave catches up.
     let mut again = master_config;

@@ -102,8 +102,8 @@ pub struct HaState {
     /// Connected slaves: connection id → the end each reported.
     slaves: std::sync::Mutex<BTreeMap<u64, u64>>,
     next_slave: AtomicU64,
-    /// A slave's master HA address, as the nameservers said.
-    pub(super) master_learned: std::sync::Mutex<Option<String>>,
+    /// A slave's master, as the nameservers said: (HA address, request address).
+    pub(super) master_learned: std::sync::Mutex<(Option<String>, Option<String>)>,
     /// A master's HA address, as it registers it.
     pub(super) advertised: String,
 }
@@ -115,7 +115,7 @@ impl HaState {
             acked: watch::Sender::new(0),
             slaves: std::sync::Mutex::new(BTreeMap::new()),
             next_slave: AtomicU64::new(0),
-            master_learned: std::sync::Mutex::new(None),
+            master_learned: std::sync::Mutex::new((None, None)),
             advertised,
         }
     }
@@ -271,7 +271,7 @@ pub async fn follow_master<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown:
             .ha
             .master
             .clone()
-            .or_else(|| lock(&processor.ha.master_learned).clone())
+            .or_else(|| lock(&processor.ha.master_learned).0.clone())
             .filter(|addr| !addr.is_empty());
         if let Some(master) = master {
             tokio::select! {

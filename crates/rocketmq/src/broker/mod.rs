@@ -250,8 +250,16 @@ fn poisoned() -> StorageError {
     StorageError::Refused("a task panicked holding broker state".into())
 }
 
+/// Connections to the nameservers, kept open between registrations: a nameserver forgets a
+/// broker whose connection closes (RocketMQ's onChannelDestroy), so a killed broker leaves the
+/// routes at once instead of after the expiry.
+pub type NamesrvLinks<N> = BTreeMap<String, RemotingClient<N>>;
+
 /// REGISTER_BROKER with every topic, to every nameserver (RocketMQ `registerBrokerAll`).
-pub async fn register_all<E: Env>(processor: &BrokerProcessor<E>) {
+pub async fn register_all<E: Env>(
+    processor: &BrokerProcessor<E>,
+    links: &mut NamesrvLinks<E::Net>,
+) {
     let table = match processor.topics.lock() {
         Ok(topics) => topics.topics.clone(),
         Err(_) => return,
@@ -260,46 +268,76 @@ pub async fn register_all<E: Env>(processor: &BrokerProcessor<E>) {
         "topicConfigSerializeWrapper": {"topicConfigTable": table, "dataVersion": {"stateVersion": 0, "timestamp": 0, "counter": 0}},
         "filterServerList": [],
     });
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let config = &processor.config;
     for namesrv in &config.namesrv {
-        let Ok(client) = RemotingClient::connect(processor.env.net(), namesrv, None).await else {
-            tracing::debug!(%namesrv, "nameserver unreachable");
-            continue;
-        };
-        let request = RemotingCommand::request(
-            request_code::REGISTER_BROKER,
-            BTreeMap::new(),
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        )
-        .with_field("brokerAddr", processor.store_host)
-        .with_field("brokerName", &config.broker_name)
-        .with_field("clusterName", &config.cluster)
-        .with_field("brokerId", config.broker_id)
-        .with_field("haServerAddr", &processor.ha.advertised)
-        .with_field("compressed", "false");
-        match tokio::time::timeout(Duration::from_secs(3), client.request(request)).await {
-            Ok(Some(response)) if response.code == 0 => {
-                // A slave learns where its master takes slaves.
-                if let Some(master) = response.field("haServerAddr").filter(|a| !a.is_empty())
-                    && !config.ha.role.is_master()
-                {
-                    *processor::lock(&processor.ha.master_learned) = Some(master.to_owned());
+        if links.get(namesrv).is_none_or(RemotingClient::is_closed) {
+            match RemotingClient::connect(processor.env.net(), namesrv, None).await {
+                Ok(client) => {
+                    links.insert(namesrv.clone(), client);
+                }
+                Err(error) => {
+                    tracing::debug!(%namesrv, %error, "nameserver unreachable");
+                    links.remove(namesrv);
+                    continue;
                 }
             }
-            other => tracing::warn!(%namesrv, ?other, "registration failed"),
+        }
+        let Some(client) = links.get(namesrv) else { continue };
+        let request =
+            RemotingCommand::request(request_code::REGISTER_BROKER, BTreeMap::new(), body.clone())
+                .with_field("brokerAddr", processor.store_host)
+                .with_field("brokerName", &config.broker_name)
+                .with_field("clusterName", &config.cluster)
+                .with_field("brokerId", config.broker_id)
+                .with_field("haServerAddr", &processor.ha.advertised)
+                .with_field("compressed", "false");
+        match tokio::time::timeout(Duration::from_secs(3), client.request(request)).await {
+            Ok(Some(response)) if response.code == 0 => {
+                // A slave learns where its master is.
+                if !config.ha.role.is_master() {
+                    let field = |name| response.field(name).filter(|a| !a.is_empty());
+                    let mut learned = processor::lock(&processor.ha.master_learned);
+                    if let Some(ha) = field("haServerAddr") {
+                        learned.0 = Some(ha.to_owned());
+                    }
+                    if let Some(master) = field("masterAddr") {
+                        learned.1 = Some(master.to_owned());
+                    }
+                }
+            }
+            other => {
+                tracing::warn!(%namesrv, ?other, "registration failed");
+                links.remove(namesrv);
+            }
         }
     }
 }
 
 async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
+    let mut links = NamesrvLinks::new();
     loop {
-        register_all(&processor).await;
+        register_all(&processor, &mut links).await;
         tokio::select! {
             biased;
-            () = shutdown.wait() => return,
+            () = shutdown.wait() => break,
             () = processor.registered.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(processor.config.register_interval_ms)) => {}
         }
+    }
+    // Leaving: the nameservers drop this broker from their routes (UNREGISTER_BROKER).
+    let config = &processor.config;
+    for client in links.values() {
+        let request = RemotingCommand::request(
+            request_code::UNREGISTER_BROKER,
+            BTreeMap::new(),
+            Bytes::new(),
+        )
+        .with_field("brokerAddr", processor.store_host)
+        .with_field("brokerName", &config.broker_name)
+        .with_field("clusterName", &config.cluster)
+        .with_field("brokerId", config.broker_id);
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.request(request)).await;
     }
 }
 

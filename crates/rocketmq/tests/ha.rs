@@ -1,8 +1,9 @@
 //! Master/slave on loopback: a SYNC_MASTER answers SLAVE_NOT_AVAILABLE without a slave and
 //! FLUSH_SLAVE_TIMEOUT when its slave does not confirm; with a real slave (which finds its
 //! master through the nameserver) every acknowledged message is already pullable from the
-//! slave; the slave refuses writes, keeps serving after the master stops, and catches up with
-//! what the master took while it was away.
+//! slave; the slave refuses writes, copies the master's committed offsets, keeps serving after
+//! the master stops (which leaves the routes at once), and catches up with what the master took
+//! while it was away.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -76,6 +77,7 @@ fn config(dir: &std::path::Path, namesrv: &str, role: BrokerRole) -> BrokerConfi
     config.store.flush = FlushPolicy::Sync;
     config.ha.role = role;
     config.ha.reconnect_ms = 50;
+    config.ha.sync_interval_ms = 50;
     if role == BrokerRole::Slave {
         config.broker_id = 1;
     }
@@ -103,6 +105,7 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_master_answers_only_when_its_slave_holds_the_message() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let env = RealEnv::new();
     let namesrv = NameServer::bind(env.clone(), NamesrvConfig::new("127.0.0.1:0".parse().unwrap()))
         .await
@@ -166,6 +169,35 @@ async fn a_sync_master_answers_only_when_its_slave_holds_the_message() {
     let route: TopicRouteData = serde_json::from_slice(&route.body).unwrap();
     assert_eq!(route.broker_datas[0].broker_addrs["0"], master_addr);
     assert_eq!(route.broker_datas[0].broker_addrs["1"], slave_addr);
+
+    // Committed offsets reach the slave, so consumers turning to it resume where they were.
+    let commit = request(
+        request_code::UPDATE_CONSUMER_OFFSET,
+        &[
+            ("topic", "replicated"),
+            ("consumerGroup", "g"),
+            ("queueId", "0"),
+            ("commitOffset", "150"),
+        ],
+    );
+    assert_eq!(client.request(commit).await.unwrap().code, SUCCESS);
+    let query = || {
+        request(
+            request_code::QUERY_CONSUMER_OFFSET,
+            &[("topic", "replicated"), ("consumerGroup", "g"), ("queueId", "0")],
+        )
+    };
+    let mut copied = None;
+    for _ in 0..1_000 {
+        let answer = on_slave.request(query()).await.unwrap();
+        if answer.code == SUCCESS && answer.field("offset") == Some("150") {
+            copied = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let last = on_slave.request(query()).await.unwrap();
+    assert!(copied.is_some(), "the slave copies its master's committed offsets: {last:?}");
 
     // The master stops; the slave still serves everything.
     drop(client);

@@ -78,6 +78,8 @@ pub struct HaConfig {
     pub heartbeat_ms: u64,
     /// How long a slave waits before connecting again.
     pub reconnect_ms: u64,
+    /// How often a slave copies its master's topics and consumer offsets.
+    pub sync_interval_ms: u64,
 }
 
 impl Default for HaConfig {
@@ -90,6 +92,7 @@ impl Default for HaConfig {
             max_gap_bytes: 256 * 1024 * 1024,
             heartbeat_ms: 5_000,
             reconnect_ms: 1_000,
+            sync_interval_ms: 10_000,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod processor;
 pub mod retry;
 pub mod schedule;
 pub mod send;
+pub mod slave_sync;
 pub mod tables;
 pub mod transaction;
 
@@ -220,6 +221,7 @@ impl<E: Env> Broker<E> {
                     Arc::clone(&processor),
                     shutdown.clone(),
                 )));
+                tasks.push(tokio::spawn(slave_sync::run(Arc::clone(&processor), shutdown.clone())));
             }
         }
         tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, role = ?processor.config.ha.role, ha = %processor.ha.advertised, "rocketmq broker listening");

@@ -97,6 +97,8 @@ impl<E: Env> Processor for BrokerProcessor<E> {
             request_code::CONSUMER_SEND_MSG_BACK => self.send_back(&request),
             request_code::END_TRANSACTION => self.end_transaction(&request),
             request_code::UPDATE_AND_CREATE_TOPIC => self.create_topic(&request),
+            request_code::GET_ALL_TOPIC_CONFIG => self.all_topics(&request),
+            request_code::GET_ALL_CONSUMER_OFFSET => self.all_offsets(&request),
             request_code::LOCK_BATCH_MQ => self.lock_queues(&request),
             request_code::UNLOCK_BATCH_MQ => self.unlock_queues(&request),
             request_code::PULL_MESSAGE | request_code::LITE_PULL_MESSAGE => {

@@ -10,7 +10,7 @@ pub mod tables;
 pub mod transaction;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     pub broker_id: i64,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// `brokerIP1`: the IPv4 address clients are told to reach (and the store host in message
+    /// ids); `None` takes the listener's own. Needed when listening on 0.0.0.0.
+    pub broker_ip: Option<Ipv4Addr>,
     /// `namesrvAddr`: every nameserver to register with.
     pub namesrv: Vec<String>,
     /// `storePathRootDir`.
@@ -73,6 +76,7 @@ impl BrokerConfig {
             broker_name: "broker-a".into(),
             broker_id: 0,
             listen,
+            broker_ip: None,
             namesrv,
             data_dir,
             auto_create_topic: true,
@@ -116,9 +120,10 @@ impl<E: Env> Broker<E> {
         let local = listener
             .local_addr()
             .map_err(|source| StorageError::Io { path: "listener".into(), source })?;
-        let store_host = match local {
-            SocketAddr::V4(v4) => v4,
-            SocketAddr::V6(_) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
+        let store_host = match (config.broker_ip, local) {
+            (Some(ip), _) => SocketAddrV4::new(ip, local.port()),
+            (None, SocketAddr::V4(v4)) => v4,
+            (None, SocketAddr::V6(_)) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
         };
         let fs = env.fs().clone();
         let store_dir = config.data_dir.join("store");

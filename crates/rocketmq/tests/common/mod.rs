@@ -1,7 +1,7 @@
 //! A nameserver and a broker of this crate on loopback, for the client tests: the broker has
 //! registered (with TBW102) before `start` returns, so a producer's first route lookup finds it.
 
-#![expect(dead_code, reason = "each test file uses part of the helpers")]
+#![allow(dead_code, reason = "each test file uses part of the helpers")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

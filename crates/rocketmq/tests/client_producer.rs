@@ -201,3 +201,61 @@ async fn a_queue_selector_keeps_each_keys_messages_in_one_queue_in_order() {
     consumer.shutdown().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_retries_on_another_broker_when_one_is_down() {
+    let mut cluster = Cluster::start_brokers(2, |_| {}).await;
+    cluster.create_topic("spread", 2).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p1"), "pg").await;
+    let mut brokers_used = std::collections::BTreeSet::new();
+    for i in 0..8 {
+        let result = producer.send(&Message::new("spread", format!("before-{i}"))).await.unwrap();
+        brokers_used.insert(result.queue.broker_name);
+    }
+    assert_eq!(brokers_used.len(), 2, "round-robin covers both brokers");
+
+    // broker-b stops; the nameserver still routes to it until it expires.
+    cluster.brokers.pop().unwrap().stop().await;
+    for i in 0..8 {
+        let result = producer.send(&Message::new("spread", format!("after-{i}"))).await.unwrap();
+        assert_eq!(
+            result.queue.broker_name, "broker-a",
+            "a failed attempt moves to the live broker"
+        );
+    }
+    producer.shutdown().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_arrives_after_its_level() {
+    let mut levels = vec![2_000i64; 18];
+    levels[0] = 100;
+    let cluster = Cluster::start(|config| config.delay_levels_ms = levels.clone()).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p1"), "pg").await;
+    let consumer = PullConsumer::new(cluster.env.clone(), cluster.client("c1"), "cg");
+    producer.send(&Message::new("later", "now")).await.unwrap();
+    let queue = consumer.fetch_queues("later").await.unwrap()[0].clone();
+    let sent = producer
+        .send_to_queue(&Message::new("later", "delayed").with_delay_level(2), &queue)
+        .await
+        .unwrap();
+    let now = consumer.pull(&queue, "*", 0, 32).await.unwrap();
+    assert!(now.messages.iter().all(|m| &m.body()[..] != b"delayed"), "level 2 waits two seconds");
+    let arrived = patiently("the delayed message", async {
+        let mut offset = 0;
+        loop {
+            let pulled = consumer.pull_blocking(&queue, "*", offset, 32, 5_000).await.unwrap();
+            offset = pulled.next_begin_offset;
+            if let Some(found) = pulled.messages.into_iter().find(|m| &m.body()[..] == b"delayed") {
+                return found;
+            }
+        }
+    })
+    .await;
+    assert_eq!(arrived.msg_id(), sent.msg_id);
+    assert!(arrived.record.store_timestamp >= arrived.record.born_timestamp + 2_000);
+    producer.shutdown().await;
+    consumer.shutdown().await;
+    cluster.stop().await;
+}

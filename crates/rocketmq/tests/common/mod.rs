@@ -25,22 +25,41 @@ pub async fn patiently<T>(what: &str, future: impl std::future::Future<Output = 
         .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
 }
 
-/// One nameserver and one broker.
+/// One running broker.
+pub struct BrokerHandle {
+    pub addr: String,
+    processor: Arc<BrokerProcessor<RealEnv>>,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<(), twinmq_storage::StorageError>>,
+}
+
+impl BrokerHandle {
+    /// Stops it (cleanly: flushed, checkpointed).
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// One nameserver and one or more brokers (`broker-a`, `broker-b`, …).
 pub struct Cluster {
     pub env: RealEnv,
     pub namesrv_addr: String,
     pub broker_addr: String,
-    processor: Arc<BrokerProcessor<RealEnv>>,
+    pub brokers: Vec<BrokerHandle>,
     _dir: tempfile::TempDir,
     shutdown: Shutdown,
-    broker_shutdown: Shutdown,
     namesrv_task: tokio::task::JoinHandle<()>,
-    broker_task: tokio::task::JoinHandle<Result<(), twinmq_storage::StorageError>>,
 }
 
 impl Cluster {
-    /// Starts both, the broker configured by `tweak`.
-    pub async fn start(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+    /// Starts a nameserver and `broker-a`, configured by `tweak`.
+    pub async fn start(tweak: impl Fn(&mut BrokerConfig)) -> Self {
+        Self::start_brokers(1, tweak).await
+    }
+
+    /// Starts a nameserver and `count` brokers, each configured by `tweak`.
+    pub async fn start_brokers(count: usize, tweak: impl Fn(&mut BrokerConfig)) -> Self {
         let env = RealEnv::new();
         let dir = tempfile::tempdir().unwrap();
         let namesrv =
@@ -50,28 +69,31 @@ impl Cluster {
         let namesrv_addr = namesrv.local_addr().to_string();
         let shutdown = Shutdown::new();
         let namesrv_task = tokio::spawn(namesrv.run(shutdown.clone()));
-        let mut config = BrokerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![namesrv_addr.clone()],
-            dir.path().to_owned(),
-        );
-        tweak(&mut config);
-        let broker = Broker::bind(env.clone(), config).await.unwrap();
-        let broker_addr = broker.local_addr().to_string();
-        let processor = broker.processor();
-        register_all(&processor).await;
-        let broker_shutdown = Shutdown::new();
-        let broker_task = tokio::spawn(broker.run(broker_shutdown.clone()));
+        let mut brokers = Vec::new();
+        for (index, letter) in ('a'..='z').take(count).enumerate() {
+            let mut config = BrokerConfig::new(
+                "127.0.0.1:0".parse().unwrap(),
+                vec![namesrv_addr.clone()],
+                dir.path().join(format!("broker-{index}")),
+            );
+            config.broker_name = format!("broker-{letter}");
+            tweak(&mut config);
+            let broker = Broker::bind(env.clone(), config).await.unwrap();
+            let addr = broker.local_addr().to_string();
+            let processor = broker.processor();
+            register_all(&processor).await;
+            let broker_shutdown = Shutdown::new();
+            let task = tokio::spawn(broker.run(broker_shutdown.clone()));
+            brokers.push(BrokerHandle { addr, processor, shutdown: broker_shutdown, task });
+        }
         Self {
             env,
             namesrv_addr,
-            broker_addr,
-            processor,
+            broker_addr: brokers[0].addr.clone(),
+            brokers,
             _dir: dir,
             shutdown,
-            broker_shutdown,
             namesrv_task,
-            broker_task,
         }
     }
 
@@ -80,21 +102,26 @@ impl Cluster {
         ClientConfig::new(vec![self.namesrv_addr.clone()], client_id)
     }
 
-    /// Creates `topic` with `queues` queues and waits until the nameserver routes it.
+    /// Creates `topic` with `queues` queues on every broker and waits until the nameserver
+    /// routes it.
     pub async fn create_topic(&self, topic: &str, queues: u32) {
-        let client = self.raw_client().await;
-        let request = RemotingCommand::request(
-            request_code::UPDATE_AND_CREATE_TOPIC,
-            BTreeMap::from([
-                ("topic".to_owned(), topic.to_owned()),
-                ("readQueueNums".to_owned(), queues.to_string()),
-                ("writeQueueNums".to_owned(), queues.to_string()),
-                ("perm".to_owned(), "6".to_owned()),
-            ]),
-            Bytes::new(),
-        );
-        assert_eq!(client.request(request).await.unwrap().code, 0);
-        register_all(&self.processor).await;
+        for broker in &self.brokers {
+            let client = RemotingClient::<RealNet>::connect(self.env.net(), &broker.addr, None)
+                .await
+                .unwrap();
+            let request = RemotingCommand::request(
+                request_code::UPDATE_AND_CREATE_TOPIC,
+                BTreeMap::from([
+                    ("topic".to_owned(), topic.to_owned()),
+                    ("readQueueNums".to_owned(), queues.to_string()),
+                    ("writeQueueNums".to_owned(), queues.to_string()),
+                    ("perm".to_owned(), "6".to_owned()),
+                ]),
+                Bytes::new(),
+            );
+            assert_eq!(client.request(request).await.unwrap().code, 0);
+            register_all(&broker.processor).await;
+        }
     }
 
     /// A raw remoting connection to the broker.
@@ -102,10 +129,11 @@ impl Cluster {
         RemotingClient::connect(self.env.net(), &self.broker_addr, None).await.unwrap()
     }
 
-    /// Stops both.
+    /// Stops everything still running.
     pub async fn stop(self) {
-        self.broker_shutdown.trigger();
-        self.broker_task.await.unwrap().unwrap();
+        for broker in self.brokers {
+            broker.stop().await;
+        }
         self.shutdown.trigger();
         self.namesrv_task.await.unwrap();
     }

@@ -12,7 +12,7 @@ pub mod tables;
 pub mod transaction;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     pub broker_id: i64,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// `brokerIP1`: the IPv4 address clients are told to reach (and the store host in message
+    /// ids); `None` takes the listener's own. Needed when listening on 0.0.0.0.
+    pub broker_ip: Option<Ipv4Addr>,
     /// `namesrvAddr`: every nameserver to register with.
     pub namesrv: Vec<String>,
     /// `storePathRootDir`.
@@ -80,6 +83,7 @@ impl BrokerConfig {
             broker_name: "broker-a".into(),
             broker_id: 0,
             listen,
+            broker_ip: None,
             namesrv,
             data_dir,
             auto_create_topic: true,
@@ -126,9 +130,10 @@ impl<E: Env> Broker<E> {
         let local = listener
             .local_addr()
             .map_err(|source| StorageError::Io { path: "listener".into(), source })?;
-        let store_host = match local {
-            SocketAddr::V4(v4) => v4,
-            SocketAddr::V6(_) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
+        let store_host = match (config.broker_ip, local) {
+            (Some(ip), _) => SocketAddrV4::new(ip, local.port()),
+            (None, SocketAddr::V4(v4)) => v4,
+            (None, SocketAddr::V6(_)) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
         };
         let ha_listener = if config.ha.role.is_master() {
             let ha_addr = config.ha.listen.unwrap_or_else(|| {
@@ -167,6 +172,8 @@ impl<E: Env> Broker<E> {
             arrived: Notify::new(),
             flush_signal: FlushSignal::new(),
             registered: Notify::new(),
+            registrations_asked: std::sync::atomic::AtomicU64::new(0),
+            registrations_done: tokio::sync::watch::Sender::new(0),
             queue_locks: Mutex::new(BTreeMap::new()),
             producers: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
@@ -258,10 +265,7 @@ fn poisoned() -> StorageError {
 pub type NamesrvLinks<N> = BTreeMap<String, RemotingClient<N>>;
 
 /// REGISTER_BROKER with every topic, to every nameserver (RocketMQ `registerBrokerAll`).
-pub async fn register_all<E: Env>(
-    processor: &BrokerProcessor<E>,
-    links: &mut NamesrvLinks<E::Net>,
-) {
+async fn register_all<E: Env>(processor: &BrokerProcessor<E>, links: &mut NamesrvLinks<E::Net>) {
     let table = match processor.topics.lock() {
         Ok(topics) => topics.topics.clone(),
         Err(_) => return,
@@ -319,7 +323,9 @@ pub async fn register_all<E: Env>(
 async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
     let mut links = NamesrvLinks::new();
     loop {
+        let covers = processor.registrations_asked.load(std::sync::atomic::Ordering::SeqCst);
         register_all(&processor, &mut links).await;
+        processor.registrations_done.send_replace(covers);
         tokio::select! {
             biased;
             () = shutdown.wait() => break,

@@ -46,6 +46,10 @@ pub struct BrokerProcessor<E: Env> {
     pub(super) arrived: Notify,
     pub(super) flush_signal: FlushSignal,
     pub(super) registered: Notify,
+    /// Registration rounds asked for (see [`BrokerProcessor::register_now`]).
+    pub(super) registrations_asked: std::sync::atomic::AtomicU64,
+    /// The last round asked for that a completed registration covered.
+    pub(super) registrations_done: tokio::sync::watch::Sender<u64>,
     /// Orderly consumers' queue locks.
     pub(super) queue_locks: Mutex<QueueLocks>,
     /// Live producers, by group.
@@ -57,6 +61,15 @@ pub struct BrokerProcessor<E: Env> {
 }
 
 impl<E: Env> BrokerProcessor<E> {
+    /// Registers with every nameserver now (a running broker) and returns once a registration
+    /// that started after this call has finished.
+    pub async fn register_now(&self) {
+        let asked = self.registrations_asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let mut done = self.registrations_done.subscribe();
+        self.registered.notify_one();
+        let _ = done.wait_for(|covered| *covered >= asked).await;
+    }
+
     /// Where the CommitLog ends: the physical offset the next message gets.
     pub fn commit_log_end(&self) -> u64 {
         lock(&self.store).commit_log().max_physical_offset()

@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 use twinmq_runtime::{Env, Listener, Net, Shutdown};
-use twinmq_storage::FlushPolicy;
+use twinmq_storage::{DurableWatermark, FlushPolicy};
 
 use super::processor::{BrokerProcessor, lock};
 use crate::remoting::response_code::{FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE};
@@ -76,6 +75,9 @@ pub struct HaConfig {
     pub max_gap_bytes: u64,
     /// `haSendHeartbeatInterval`: an idle master sends a heartbeat this often.
     pub heartbeat_ms: u64,
+    /// `haHousekeepingInterval`: a link silent this long is dead (a lost segment can stall a
+    /// stream for ever), and both ends close it.
+    pub housekeeping_ms: u64,
     /// How long a slave waits before connecting again.
     pub reconnect_ms: u64,
     /// How often a slave copies its master's topics and consumer offsets.
@@ -91,6 +93,7 @@ impl Default for HaConfig {
             chunk_bytes: 256 * 1024,
             max_gap_bytes: 256 * 1024 * 1024,
             heartbeat_ms: 5_000,
+            housekeeping_ms: 20_000,
             reconnect_ms: 1_000,
             sync_interval_ms: 10_000,
         }
@@ -101,7 +104,7 @@ impl Default for HaConfig {
 #[derive(Debug)]
 pub struct HaState {
     /// The furthest CommitLog offset a connected slave has reported.
-    acked: watch::Sender<u64>,
+    acked: DurableWatermark,
     /// Connected slaves: connection id → the end each reported.
     slaves: std::sync::Mutex<BTreeMap<u64, u64>>,
     next_slave: AtomicU64,
@@ -115,7 +118,7 @@ impl HaState {
     /// State for a broker whose HA listener (if any) is at `advertised`.
     pub fn new(advertised: String) -> Self {
         Self {
-            acked: watch::Sender::new(0),
+            acked: DurableWatermark::new(0),
             slaves: std::sync::Mutex::new(BTreeMap::new()),
             next_slave: AtomicU64::new(0),
             master_learned: std::sync::Mutex::new((None, None)),
@@ -135,7 +138,7 @@ impl HaState {
 
     /// The furthest offset a connected slave holds.
     pub fn slave_offset(&self) -> u64 {
-        *self.acked.borrow()
+        self.acked.position()
     }
 
     fn report(&self, slave: u64, offset: Option<u64>) {
@@ -149,7 +152,8 @@ impl HaState {
             }
         }
         let furthest = slaves.values().copied().max().unwrap_or(0);
-        self.acked.send_replace(furthest);
+        // Down as well as up: a slave that leaves no longer holds anything for this master.
+        self.acked.reset(furthest);
     }
 
     /// SYNC_MASTER: waits until a slave holds the CommitLog up to `end`. Fails with
@@ -164,8 +168,7 @@ impl HaState {
         if self.slaves_connected() == 0 || end.saturating_sub(self.slave_offset()) > max_gap_bytes {
             return Err(SLAVE_NOT_AVAILABLE);
         }
-        let mut acked = self.acked.subscribe();
-        match tokio::time::timeout(timeout, acked.wait_for(|offset| *offset >= end)).await {
+        match tokio::time::timeout(timeout, self.acked.wait_for(end)).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(FLUSH_SLAVE_TIMEOUT),
         }
@@ -217,23 +220,29 @@ async fn stream_to_slave<E: Env>(
     id: u64,
 ) -> std::io::Result<()> {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let (reported, mut reports) = watch::channel(None::<u64>);
+    let silence = Duration::from_millis(processor.config.ha.housekeeping_ms);
+    // The slave's first word says where its CommitLog ends: streaming starts there.
+    let mut next = tokio::time::timeout(silence, reader.read_u64())
+        .await
+        .map_err(|_| timed_out("the slave"))??;
+    let end = lock(&processor.store).commit_log().max_physical_offset();
+    if next > end {
+        // Its copy holds what this master lost (an unsynced tail a crash took): the two have
+        // diverged, and counting it as a holder would acknowledge sends it may not have.
+        return Err(invalid(format!(
+            "the slave's CommitLog ends at {next}, past this master's end {end}"
+        )));
+    }
+    processor.ha.report(id, Some(next));
     let reading = async {
         loop {
-            let offset = reader.read_u64().await?;
+            let offset = tokio::time::timeout(silence, reader.read_u64())
+                .await
+                .map_err(|_| timed_out("the slave"))??;
             processor.ha.report(id, Some(offset));
-            reported.send_replace(Some(offset));
         }
     };
     let writing = async {
-        let first = *reports.wait_for(Option::is_some).await.map_err(broken)?;
-        let mut next = first.unwrap_or(0);
-        let end = lock(&processor.store).commit_log().max_physical_offset();
-        if next > end {
-            return Err(invalid(format!(
-                "the slave's CommitLog ends at {next}, past this master's end {end}"
-            )));
-        }
         let heartbeat = Duration::from_millis(processor.config.ha.heartbeat_ms);
         loop {
             let arrived = processor.arrived.notified();
@@ -306,14 +315,22 @@ async fn copy_from_master<E: Env>(
     writer.write_u64(end).await?;
     let chunk_max = processor.config.ha.chunk_bytes.max(processor.config.store.entry_bytes_max)
         + processor.config.store.entry_bytes_max;
+    let silence = Duration::from_millis(processor.config.ha.housekeeping_ms);
     loop {
-        let from = reader.read_u64().await?;
-        let len = u64::from(reader.read_u32().await?);
-        if len > chunk_max {
-            return Err(invalid(format!("a chunk of {len} bytes passes the limit {chunk_max}")));
-        }
-        let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
-        reader.read_exact(&mut bytes).await?;
+        let chunk = async {
+            let from = reader.read_u64().await?;
+            let len = u64::from(reader.read_u32().await?);
+            if len > chunk_max {
+                return Err(invalid(format!(
+                    "a chunk of {len} bytes passes the limit {chunk_max}"
+                )));
+            }
+            let mut bytes = vec![0; usize::try_from(len).unwrap_or(usize::MAX)];
+            reader.read_exact(&mut bytes).await?;
+            Ok((from, bytes))
+        };
+        let (from, bytes) =
+            tokio::time::timeout(silence, chunk).await.map_err(|_| timed_out("the master"))??;
         let end = if bytes.is_empty() {
             lock(&processor.store).commit_log().max_physical_offset()
         } else {
@@ -331,10 +348,10 @@ async fn copy_from_master<E: Env>(
     }
 }
 
-fn invalid(reason: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, reason)
+fn timed_out(who: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{who} went silent"))
 }
 
-fn broken(_: watch::error::RecvError) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the slave's reports ended")
+fn invalid(reason: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, reason)
 }

@@ -173,7 +173,7 @@ impl<E: Env> Broker<E> {
             flush_signal: FlushSignal::new(),
             registered: Notify::new(),
             registrations_asked: std::sync::atomic::AtomicU64::new(0),
-            registrations_done: tokio::sync::watch::Sender::new(0),
+            registrations_done: twinmq_storage::DurableWatermark::new(0),
             queue_locks: Mutex::new(BTreeMap::new()),
             producers: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
@@ -325,7 +325,7 @@ async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutd
     loop {
         let covers = processor.registrations_asked.load(std::sync::atomic::Ordering::SeqCst);
         register_all(&processor, &mut links).await;
-        processor.registrations_done.send_replace(covers);
+        processor.registrations_done.advance(covers);
         tokio::select! {
             biased;
             () = shutdown.wait() => break,

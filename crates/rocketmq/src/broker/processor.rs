@@ -49,7 +49,7 @@ pub struct BrokerProcessor<E: Env> {
     /// Registration rounds asked for (see [`BrokerProcessor::register_now`]).
     pub(super) registrations_asked: std::sync::atomic::AtomicU64,
     /// The last round asked for that a completed registration covered.
-    pub(super) registrations_done: tokio::sync::watch::Sender<u64>,
+    pub(super) registrations_done: twinmq_storage::DurableWatermark,
     /// Orderly consumers' queue locks.
     pub(super) queue_locks: Mutex<QueueLocks>,
     /// Live producers, by group.
@@ -65,9 +65,8 @@ impl<E: Env> BrokerProcessor<E> {
     /// that started after this call has finished.
     pub async fn register_now(&self) {
         let asked = self.registrations_asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let mut done = self.registrations_done.subscribe();
         self.registered.notify_one();
-        let _ = done.wait_for(|covered| *covered >= asked).await;
+        let _ = self.registrations_done.wait_for(asked).await;
     }
 
     /// Where the CommitLog ends: the physical offset the next message gets.

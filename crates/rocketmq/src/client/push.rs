@@ -152,6 +152,16 @@ impl<E: Env> std::fmt::Debug for PushConsumer<E> {
     }
 }
 
+/// What a broker says about the group.
+enum Membership {
+    /// Its members, this client among them.
+    Members(Vec<String>),
+    /// Members without this client: its heartbeat has not arrived (or was forgotten).
+    NotListed,
+    /// No answer.
+    Unknown,
+}
+
 struct Worker {
     stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
@@ -306,10 +316,17 @@ impl<E: Env> Inner<E> {
             let mine = match self.config.model {
                 MessageModel::Broadcasting => all,
                 MessageModel::Clustering => match self.members(route).await {
-                    Some(members) => {
+                    Membership::Members(members) => {
                         allocate_averagely(&self.instance.config().client_id, &all, &members)
                     }
-                    None => {
+                    Membership::NotListed => {
+                        // The broker forgot this client (restarted, or a dropped connection):
+                        // heartbeat again before the next round.
+                        lock(&self.heartbeated).clear();
+                        complete = false;
+                        continue;
+                    }
+                    Membership::Unknown => {
                         complete = false;
                         continue;
                     }
@@ -383,22 +400,25 @@ impl<E: Env> Inner<E> {
         complete
     }
 
-    /// The group's members as a broker of `route` knows them (`None` when unknown or when
-    /// this client is not among them yet: its heartbeat has not arrived).
-    async fn members(&self, route: &TopicRoute) -> Option<Vec<String>> {
-        let addr = route.master_addrs.values().next()?;
+    /// The group's members as a broker of `route` knows them.
+    async fn members(&self, route: &TopicRoute) -> Membership {
+        let Some(addr) = route.master_addrs.values().next() else { return Membership::Unknown };
         let request = request_with(
             request_code::GET_CONSUMER_LIST_BY_GROUP,
             &[("consumerGroup", self.config.group.clone())],
         );
-        let response = self.instance.request_ok(addr, request).await.ok()?;
-        let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
-        let members: Vec<String> = body["consumerIdList"]
-            .as_array()?
-            .iter()
-            .filter_map(|id| id.as_str().map(str::to_owned))
-            .collect();
-        members.contains(&self.instance.config().client_id).then_some(members)
+        let Ok(response) = self.instance.request_ok(addr, request).await else {
+            return Membership::Unknown;
+        };
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+        let Some(ids) = body["consumerIdList"].as_array() else { return Membership::Unknown };
+        let members: Vec<String> =
+            ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect();
+        if members.contains(&self.instance.config().client_id) {
+            Membership::Members(members)
+        } else {
+            Membership::NotListed
+        }
     }
 
     /// Commits a released queue's offset (waiting for the broker) and unlocks it if orderly.

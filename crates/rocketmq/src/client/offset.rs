@@ -28,12 +28,15 @@ pub struct OffsetStore {
     keeping: OffsetKeeping,
     /// Queue → (next offset to consume, changed since last committed).
     table: Mutex<BTreeMap<MessageQueue, (i64, bool)>>,
+    /// Held while committing, so a periodic commit of an older offset is on the wire before a
+    /// release commits the final one.
+    committing: tokio::sync::Mutex<()>,
 }
 
 impl OffsetStore {
     /// An empty store.
     pub fn new(keeping: OffsetKeeping) -> Self {
-        Self { keeping, table: Mutex::default() }
+        Self { keeping, table: Mutex::default(), committing: tokio::sync::Mutex::default() }
     }
 
     fn table(&self) -> MutexGuard<'_, BTreeMap<MessageQueue, (i64, bool)>> {
@@ -69,6 +72,7 @@ impl OffsetStore {
         if self.keeping == OffsetKeeping::Local {
             return;
         }
+        let _committing = self.committing.lock().await;
         let changed: Vec<(MessageQueue, i64)> = self
             .table()
             .iter()
@@ -94,6 +98,7 @@ impl OffsetStore {
         if self.keeping == OffsetKeeping::Local {
             return Ok(());
         }
+        let _committing = self.committing.lock().await;
         let offset = self.table().get(queue).copied();
         if let Some((offset, true)) = offset {
             update_offset(instance, group, queue, offset, false).await?;

@@ -117,6 +117,9 @@ pub struct PushConsumerConfig {
     pub offset_persist_interval_ms: u64,
     /// `suspendCurrentQueueTimeMillis`: the pause before an orderly retry in place.
     pub orderly_suspend_ms: u64,
+    /// Broadcasting only: the file this member keeps its offsets in (RocketMQ
+    /// `~/.rocketmq_offsets/<client>/<group>/offsets.json`); `None` keeps them in memory.
+    pub local_offsets_file: Option<std::path::PathBuf>,
 }
 
 impl PushConsumerConfig {
@@ -136,6 +139,7 @@ impl PushConsumerConfig {
             rebalance_retry_ms: 1_000,
             offset_persist_interval_ms: 5_000,
             orderly_suspend_ms: 1_000,
+            local_offsets_file: None,
         }
     }
 }
@@ -198,14 +202,16 @@ impl<E: Env> PushConsumer<E> {
         }
         let keeping = match config.model {
             MessageModel::Clustering => OffsetKeeping::Broker,
-            MessageModel::Broadcasting => OffsetKeeping::Local,
+            MessageModel::Broadcasting => OffsetKeeping::Local(config.local_offsets_file.clone()),
         };
+        let offsets = OffsetStore::new(keeping);
+        offsets.load(instance.env().fs());
         let inner = Arc::new(Inner {
             instance,
             config,
             subscriptions: subscribed,
             handler: Arc::new(handler),
-            offsets: OffsetStore::new(keeping),
+            offsets,
             workers: tokio::sync::Mutex::default(),
             assignment: watch::Sender::new(BTreeSet::new()),
             rebalance_now: Notify::new(),
@@ -252,6 +258,7 @@ impl<E: Env> PushConsumer<E> {
         for queue in &queues {
             inner.release(queue).await;
         }
+        inner.offsets.persist_all(&inner.instance, &inner.config.group).await;
         inner.assignment.send_replace(BTreeSet::new());
         inner.instance.unregister("consumerGroup", &inner.config.group).await;
         inner.instance.unregister("producerGroup", CLIENT_INNER_PRODUCER).await;
@@ -483,7 +490,7 @@ impl<E: Env> Inner<E> {
         if let Some(offset) = self.offsets.read(queue) {
             return Ok(offset);
         }
-        if self.offsets.keeping() == OffsetKeeping::Broker
+        if *self.offsets.keeping() == OffsetKeeping::Broker
             && let Some(offset) = query_offset(&self.instance, &self.config.group, queue).await?
         {
             self.offsets.start_at(queue, offset);

@@ -175,7 +175,7 @@ impl<E: Env> Producer<E> {
         let route = self.shared.instance.publish_route(&message.topic).await?;
         let queue = self.shared.choose(&route, None)?;
         let addr = master(&route, &queue)?;
-        let request = self.shared.send_request(message, &queue, 0, BTreeMap::new());
+        let (request, _) = self.shared.send_request(message, &queue, 0, BTreeMap::new());
         self.shared.instance.oneway(&addr, request).await
     }
 
@@ -321,10 +321,7 @@ impl<E: Env> Shared<E> {
                 }
             };
             let addr = master(&route, &queue)?;
-            let request = self.send_request(message, &queue, sys_flag, extra.clone());
-            let id = properties::decode(request.field("properties").unwrap_or_default())
-                .remove(UNIQ_KEY)
-                .unwrap_or_default();
+            let (request, id) = self.send_request(message, &queue, sys_flag, extra.clone());
             match self.await_send(&addr, request, &queue, id).await {
                 Ok(result) => {
                     if route.borrowed {
@@ -347,18 +344,20 @@ impl<E: Env> Shared<E> {
         Err(last_error)
     }
 
-    /// SEND_MESSAGE (10) with the long header names, as rocketmq-client-rust sends it.
+    /// SEND_MESSAGE (10) with the long header names, as rocketmq-client-rust sends it, and the
+    /// message's fresh id.
     fn send_request(
         &self,
         message: &Message,
         queue: &MessageQueue,
         sys_flag: i32,
         extra: BTreeMap<String, String>,
-    ) -> RemotingCommand {
+    ) -> (RemotingCommand, String) {
         let now_ms = self.instance.env().clock().now_ms();
-        let mut wire = message.wire_properties(&self.next_id(now_ms));
+        let id = self.next_id(now_ms);
+        let mut wire = message.wire_properties(&id);
         wire.extend(extra);
-        request_with(
+        let request = request_with(
             request_code::SEND_MESSAGE,
             &[
                 ("producerGroup", self.group.clone()),
@@ -379,7 +378,8 @@ impl<E: Env> Shared<E> {
                 ("bname", queue.broker_name.clone()),
             ],
         )
-        .with_body(message.body.clone())
+        .with_body(message.body.clone());
+        (request, id)
     }
 
     async fn await_send(

@@ -111,7 +111,8 @@ pub struct PushConsumerConfig {
     pub pull_backoff_ms: u64,
     /// Time between rebalances (RocketMQ: 20 s).
     pub rebalance_interval_ms: u64,
-    /// Time before a rebalance that could not finish (no route yet, lock refused) is retried.
+    /// Time before a rebalance that could not finish (no route yet, lock refused) is retried;
+    /// doubled on each further failure, up to `rebalance_interval_ms`.
     pub rebalance_retry_ms: u64,
     /// `persistConsumerOffsetInterval`.
     pub offset_persist_interval_ms: u64,
@@ -270,6 +271,7 @@ impl<E: Env> Inner<E> {
     async fn run_rebalance(self: Arc<Self>) {
         let heartbeat_every = Duration::from_millis(self.instance.config().heartbeat_interval_ms);
         let mut heartbeat_due = tokio::time::Instant::now();
+        let mut retry_ms = self.config.rebalance_retry_ms;
         loop {
             let routes = self.refresh_routes().await;
             let now = tokio::time::Instant::now();
@@ -284,10 +286,15 @@ impl<E: Env> Inner<E> {
             }
             let complete =
                 self.rebalance(&routes).await && routes.len() == self.subscriptions.len();
+            // An unfinished round is retried soon, then less and less often (a topic that does
+            // not exist yet must not make every consumer poll the nameservers flat out).
             let wait_ms = if complete {
+                retry_ms = self.config.rebalance_retry_ms;
                 self.config.rebalance_interval_ms
             } else {
-                self.config.rebalance_retry_ms
+                let wait_ms = retry_ms;
+                retry_ms = (retry_ms * 2).min(self.config.rebalance_interval_ms);
+                wait_ms
             };
             let wake =
                 heartbeat_due.min(tokio::time::Instant::now() + Duration::from_millis(wait_ms));

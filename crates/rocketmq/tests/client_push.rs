@@ -81,14 +81,11 @@ async fn owned_once(
     topic: &str,
     ready: impl Fn(&BTreeSet<MessageQueue>) -> bool,
 ) -> BTreeSet<MessageQueue> {
-    let mut assignment = consumer.assignment();
     let of_topic = |all: &BTreeSet<MessageQueue>| -> BTreeSet<MessageQueue> {
         all.iter().filter(|q| q.topic == topic).cloned().collect()
     };
-    let owned = patiently("an assignment", assignment.wait_for(|all| ready(&of_topic(all))))
-        .await
-        .unwrap()
-        .clone();
+    let owned =
+        patiently("an assignment", consumer.assignment_when(|all| ready(&of_topic(all)))).await;
     of_topic(&owned)
 }
 

@@ -443,33 +443,41 @@ fn master(route: &TopicRoute, queue: &MessageQueue) -> Result<String, ClientErro
 /// Heartbeats (so brokers know the group, for transaction checks) and route refreshes.
 async fn run_periodic<E: Env>(shared: Arc<Shared<E>>, shutdown: Shutdown) {
     let config = shared.instance.config().clone();
-    let mut heartbeat_due = tokio::time::Instant::now();
-    let mut routes_due = heartbeat_due + Duration::from_millis(config.route_refresh_interval_ms);
-    // Brokers learn of the producer at its first send's route; heartbeat soon after that too.
-    let mut known = shared.instance.broker_addrs();
+    let every = |ms: u64| {
+        let mut interval = tokio::time::interval(Duration::from_millis(ms.max(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    };
+    let mut heartbeat = every(config.heartbeat_interval_ms);
+    let mut routes = every(config.route_refresh_interval_ms);
+    let mut new_brokers = every(NEW_BROKER_CHECK_MS);
+    // Each interval's first tick is immediate: heartbeat now, refresh routes later.
+    routes.tick().await;
+    let mut known = std::collections::BTreeSet::new();
     loop {
-        let now = tokio::time::Instant::now();
-        let brokers = shared.instance.broker_addrs();
-        if now >= heartbeat_due || brokers != known {
-            shared.instance.heartbeat(&shared.heartbeat_body()).await;
-            known = brokers;
-            heartbeat_due = now + Duration::from_millis(config.heartbeat_interval_ms);
-        }
-        if now >= routes_due {
-            shared.instance.refresh_routes().await;
-            routes_due = now + Duration::from_millis(config.route_refresh_interval_ms);
-        }
-        let wake = heartbeat_due.min(routes_due).min(now + NEW_BROKER_CHECK);
         tokio::select! {
             biased;
             () = shutdown.wait() => return,
-            () = tokio::time::sleep_until(wake) => {}
+            _ = heartbeat.tick() => {
+                known = shared.instance.broker_addrs();
+                shared.instance.heartbeat(&shared.heartbeat_body()).await;
+            }
+            _ = routes.tick() => shared.instance.refresh_routes().await,
+            // Brokers learn of the producer soon after its first send to them.
+            _ = new_brokers.tick() => {
+                let brokers = shared.instance.broker_addrs();
+                if brokers != known {
+                    known = brokers;
+                    shared.instance.heartbeat(&shared.heartbeat_body()).await;
+                    heartbeat.reset();
+                }
+            }
         }
     }
 }
 
 /// How soon a producer notices a broker it has not heartbeated yet.
-const NEW_BROKER_CHECK: Duration = Duration::from_millis(100);
+const NEW_BROKER_CHECK_MS: u64 = 100;
 
 /// Answers the broker's requests: CHECK_TRANSACTION_STATE with the listener's verdict.
 async fn run_callbacks<E: Env>(

@@ -1,8 +1,9 @@
 //! The client in the simulator: a nameserver, a broker and an application host running a
 //! producer and a push consumer, all on turmoil's network, disk and clock through `SimEnv`.
 //! Every message sent is consumed, two runs of one seed produce the same trace, and a broker
-//! that crashes and restarts mid-run costs neither acknowledged messages nor progress: the
-//! client's timeouts, reconnects and retries carry it through.
+//! that crashes and restarts mid-run — or is cut off from the application for a while — costs
+//! neither acknowledged messages nor progress: the client's timeouts, reconnects and retries
+//! carry it through.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -140,14 +141,24 @@ fn producer_and_push_consumer_run_deterministically_in_the_simulator() {
     assert_ne!(other, first, "the seed drives the run (queue choice, ids)");
 }
 
-/// Messages acknowledged before the broker crashes, at which point it crashes.
-const CRASH_AFTER_ACKED: usize = 20;
-/// How long the broker stays down.
+/// Messages acknowledged before the fault strikes.
+const FAULT_AFTER_ACKED: usize = 20;
+/// How long the fault lasts.
 const DOWN_FOR: Duration = Duration::from_secs(3);
 
-/// A run whose broker (SYNC_FLUSH) crashes after [`CRASH_AFTER_ACKED`] acknowledged sends and
-/// restarts [`DOWN_FOR`] later. Returns the trace and how many sends failed.
-fn run_with_broker_crash(seed: u64) -> (Vec<String>, usize) {
+/// What goes wrong mid-run.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The broker crashes (losing unsynced writes and every connection) and restarts.
+    BrokerCrash,
+    /// The network between the application and the broker drops everything, then heals (the
+    /// streams it cut stay dead: turmoil does not retransmit).
+    Partition,
+}
+
+/// A run whose broker (SYNC_FLUSH) suffers `fault` after [`FAULT_AFTER_ACKED`] acknowledged
+/// sends, for [`DOWN_FOR`]. Returns the trace and how many sends failed.
+fn run_with_fault(seed: u64, fault: Fault) -> (Vec<String>, usize) {
     let mut sim = cluster(seed, FlushPolicy::Sync);
     let trace = Arc::new(Mutex::new(Vec::new()));
     let acked = Arc::new(AtomicUsize::new(0));
@@ -192,30 +203,36 @@ fn run_with_broker_crash(seed: u64) -> (Vec<String>, usize) {
         producer.shutdown().await;
         Ok(())
     });
-    let mut crashed_at = None;
-    let mut bounced = false;
+    let mut struck_at = None;
+    let mut healed = false;
     while !sim.step().expect("the simulation steps") {
-        match crashed_at {
-            None if acked.load(Ordering::SeqCst) >= CRASH_AFTER_ACKED => {
-                sim.crash("broker");
-                crashed_at = Some(sim.elapsed());
+        match struck_at {
+            None if acked.load(Ordering::SeqCst) >= FAULT_AFTER_ACKED => {
+                match fault {
+                    Fault::BrokerCrash => sim.crash("broker"),
+                    Fault::Partition => sim.partition("app", "broker"),
+                }
+                struck_at = Some(sim.elapsed());
             }
-            Some(at) if !bounced && sim.elapsed() >= at + DOWN_FOR => {
-                sim.bounce("broker");
-                bounced = true;
+            Some(at) if !healed && sim.elapsed() >= at + DOWN_FOR => {
+                match fault {
+                    Fault::BrokerCrash => sim.bounce("broker"),
+                    Fault::Partition => sim.repair("app", "broker"),
+                }
+                healed = true;
             }
             _ => {}
         }
     }
-    assert!(bounced, "the broker crashed and came back before the run ended");
+    assert!(healed, "the fault struck and healed before the run ended");
     let trace = Arc::try_unwrap(trace).map(|t| t.into_inner().unwrap()).unwrap_or_default();
     (trace, failed.load(Ordering::SeqCst))
 }
 
-#[test]
-fn a_broker_crash_and_restart_loses_no_acknowledged_message() {
-    let (trace, failed) = run_with_broker_crash(11);
-    assert!(failed > 0, "the crash was felt by the producer");
+/// Every message was delivered at least once, the fault was felt, and the run replays.
+fn check_fault(seed: u64, fault: Fault) {
+    let (trace, failed) = run_with_fault(seed, fault);
+    assert!(failed > 0, "{fault:?} was felt by the producer (seed {seed})");
     let delivered: BTreeSet<&str> = trace
         .iter()
         .filter_map(|line| line.strip_prefix("got "))
@@ -225,7 +242,24 @@ fn a_broker_crash_and_restart_loses_no_acknowledged_message() {
     assert_eq!(
         delivered,
         expected.iter().map(String::as_str).collect(),
-        "every message, at least once"
+        "every message, at least once, despite {fault:?} (seed {seed})"
     );
-    assert_eq!(run_with_broker_crash(11), (trace, failed), "one seed, one trace");
+    assert_eq!(run_with_fault(seed, fault), (trace, failed), "one seed, one trace");
+}
+
+/// Seeds each fault scenario is tried with.
+const FAULT_SEEDS: std::ops::Range<u64> = 11..19;
+
+#[test]
+fn a_broker_crash_and_restart_loses_no_acknowledged_message() {
+    for seed in FAULT_SEEDS {
+        check_fault(seed, Fault::BrokerCrash);
+    }
+}
+
+#[test]
+fn a_partition_between_client_and_broker_heals_without_loss() {
+    for seed in FAULT_SEEDS {
+        check_fault(seed, Fault::Partition);
+    }
 }

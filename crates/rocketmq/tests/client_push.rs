@@ -28,7 +28,8 @@ struct Delivery {
     reconsume_times: i32,
 }
 
-/// A push consumer whose handler reports each delivery on `deliveries` and answers by `verdict`.
+/// A push consumer of every message of `topic` whose handler reports each delivery on
+/// `deliveries` and answers by `verdict`.
 fn consumer(
     cluster: &Cluster,
     name: &'static str,
@@ -37,12 +38,24 @@ fn consumer(
     deliveries: mpsc::UnboundedSender<Delivery>,
     verdict: impl Fn(&ReceivedMessage) -> ConsumeResult + Send + Sync + 'static,
 ) -> PushConsumer<RealEnv> {
+    consumer_of(cluster, name, config, (topic, "*"), deliveries, verdict)
+}
+
+/// As [`consumer`], subscribed with a tag expression.
+fn consumer_of(
+    cluster: &Cluster,
+    name: &'static str,
+    config: PushConsumerConfig,
+    subscription: (&str, &str),
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    verdict: impl Fn(&ReceivedMessage) -> ConsumeResult + Send + Sync + 'static,
+) -> PushConsumer<RealEnv> {
     let client = ClientConfig { heartbeat_interval_ms: 1_000, ..cluster.client(name) };
     PushConsumer::start(
         cluster.env.clone(),
         client,
         config,
-        &[(topic, "*")],
+        &[subscription],
         move |queue: &MessageQueue, messages: &[ReceivedMessage]| {
             let mut result = ConsumeResult::Success;
             for message in messages {
@@ -68,14 +81,11 @@ async fn owned_once(
     topic: &str,
     ready: impl Fn(&BTreeSet<MessageQueue>) -> bool,
 ) -> BTreeSet<MessageQueue> {
-    let mut assignment = consumer.assignment();
     let of_topic = |all: &BTreeSet<MessageQueue>| -> BTreeSet<MessageQueue> {
         all.iter().filter(|q| q.topic == topic).cloned().collect()
     };
-    let owned = patiently("an assignment", assignment.wait_for(|all| ready(&of_topic(all))))
-        .await
-        .unwrap()
-        .clone();
+    let owned =
+        patiently("an assignment", consumer.assignment_when(|all| ready(&of_topic(all)))).await;
     of_topic(&owned)
 }
 
@@ -318,6 +328,91 @@ async fn a_failing_message_is_retried_through_the_retry_topic_then_dead_lettered
 
     worker.shutdown().await;
     inspector.shutdown().await;
+    producer.shutdown().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_the_last_offset_history_is_skipped_and_tags_filter() {
+    let cluster = Cluster::start(|_| {}).await;
+    cluster.create_topic("feed", 4).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p"), "pg").await;
+    for i in 0..8 {
+        producer.send(&Message::new("feed", format!("old-{i}")).with_tags("TagA")).await.unwrap();
+    }
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let config = PushConsumerConfig {
+        model: MessageModel::Broadcasting,
+        consume_from: ConsumeFrom::LastOffset,
+        ..fast("lg")
+    };
+    let late = consumer_of(&cluster, "L", config, ("feed", "TagA || TagB"), tx, |_| {
+        ConsumeResult::Success
+    });
+    owned_once(&late, "feed", |q| q.len() == 4).await;
+    // Round-robin puts new messages of every tag in every queue, after the old ones.
+    for i in 0..12 {
+        let tag = ["TagA", "TagB", "TagC"][i % 3];
+        producer
+            .send(&Message::new("feed", format!("new-{i}-{tag}")).with_tags(tag))
+            .await
+            .unwrap();
+    }
+    let got = receive(&mut deliveries, 8).await;
+    let bodies: BTreeSet<&str> = got.iter().map(|d| d.body.as_str()).collect();
+    let expected: BTreeSet<String> = (0..12)
+        .filter(|i| i % 3 != 2)
+        .map(|i| format!("new-{i}-{}", ["TagA", "TagB"][i % 3]))
+        .collect();
+    assert_eq!(bodies, expected.iter().map(String::as_str).collect(), "no history, no TagC");
+
+    late.shutdown().await;
+    producer.shutdown().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcasting_member_resumes_from_its_local_offsets_file() {
+    let cluster = Cluster::start(|_| {}).await;
+    cluster.create_topic("local", 4).await;
+    let offsets_dir = tempfile::tempdir().unwrap();
+    let config = PushConsumerConfig {
+        model: MessageModel::Broadcasting,
+        consume_from: ConsumeFrom::FirstOffset,
+        local_offsets_file: Some(offsets_dir.path().join("bg2").join("offsets.json")),
+        ..fast("bg2")
+    };
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p"), "pg").await;
+    for i in 0..8 {
+        producer.send(&Message::new("local", format!("old-{i}"))).await.unwrap();
+    }
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let first =
+        consumer(&cluster, "M", config.clone(), "local", tx.clone(), |_| ConsumeResult::Success);
+    assert_eq!(receive(&mut deliveries, 8).await.len(), 8);
+    first.shutdown().await;
+
+    for i in 0..8 {
+        producer.send(&Message::new("local", format!("new-{i}"))).await.unwrap();
+    }
+    let again = consumer(&cluster, "M", config, "local", tx, |_| ConsumeResult::Success);
+    let got = receive(&mut deliveries, 8).await;
+    assert!(got.iter().all(|d| d.body.starts_with("new-")), "resumed, not restarted: {got:?}");
+    assert_eq!(got.iter().map(|d| d.body.as_str()).collect::<BTreeSet<_>>().len(), 8);
+    let raw = cluster.raw_client().await;
+    let query = RemotingCommand::request(
+        request_code::QUERY_CONSUMER_OFFSET,
+        BTreeMap::from([
+            ("topic".to_owned(), "local".to_owned()),
+            ("consumerGroup".to_owned(), "bg2".to_owned()),
+            ("queueId".to_owned(), "0".to_owned()),
+        ]),
+        Bytes::new(),
+    );
+    let answer = raw.request(query).await.unwrap();
+    assert_eq!(answer.field("offset"), Some("0"), "broadcasting offsets never reach the broker");
+
+    again.shutdown().await;
     producer.shutdown().await;
     cluster.stop().await;
 }

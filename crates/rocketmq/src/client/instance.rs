@@ -26,12 +26,14 @@ use crate::remoting::{RemotingClient, RemotingCommand, request_code};
 pub type Callback = (String, RemotingCommand);
 
 type Connection<E> = Arc<RemotingClient<<E as Env>::Net>>;
+type Slot<E> = Arc<tokio::sync::Mutex<Option<Connection<E>>>>;
 
 /// The shared plumbing of one client.
 pub struct ClientInstance<E: Env> {
     env: E,
     config: ClientConfig,
-    connections: tokio::sync::Mutex<BTreeMap<String, Connection<E>>>,
+    /// One slot per address: connecting to a silent host holds up only that address.
+    connections: Mutex<BTreeMap<String, Slot<E>>>,
     routes: Mutex<BTreeMap<String, Arc<TopicRoute>>>,
     callbacks: mpsc::UnboundedSender<Callback>,
 }
@@ -53,7 +55,7 @@ impl<E: Env> ClientInstance<E> {
         let instance = Arc::new(Self {
             env,
             config,
-            connections: tokio::sync::Mutex::default(),
+            connections: Mutex::default(),
             routes: Mutex::default(),
             callbacks,
         });
@@ -72,8 +74,9 @@ impl<E: Env> ClientInstance<E> {
 
     /// The connection to `addr`, made if there is none (or the pooled one closed).
     async fn connection(&self, addr: &str) -> Result<Connection<E>, ClientError> {
-        let mut pool = self.connections.lock().await;
-        if let Some(connection) = pool.get(addr).filter(|c| !c.is_closed()) {
+        let slot = Arc::clone(lock(&self.connections).entry(addr.to_owned()).or_default());
+        let mut slot = slot.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(connection));
         }
         let (forward, mut received) = mpsc::unbounded_channel();
@@ -100,15 +103,18 @@ impl<E: Env> ClientInstance<E> {
                 }
             }
         });
-        pool.insert(addr.to_owned(), Arc::clone(&connection));
+        *slot = Some(Arc::clone(&connection));
         Ok(connection)
     }
 
     /// Forgets `connection` if it is still the pooled one for `addr`.
     async fn discard(&self, addr: &str, connection: &Connection<E>) {
-        let mut pool = self.connections.lock().await;
-        if pool.get(addr).is_some_and(|pooled| Arc::ptr_eq(pooled, connection)) {
-            pool.remove(addr);
+        let slot = lock(&self.connections).get(addr).cloned();
+        if let Some(slot) = slot {
+            let mut slot = slot.lock().await;
+            if slot.as_ref().is_some_and(|pooled| Arc::ptr_eq(pooled, connection)) {
+                *slot = None;
+            }
         }
     }
 
@@ -279,7 +285,11 @@ impl<E: Env> ClientInstance<E> {
 
     /// Drops every connection.
     pub async fn close(&self) {
-        self.connections.lock().await.clear();
+        let slots: Vec<Slot<E>> =
+            std::mem::take(&mut *lock(&self.connections)).into_values().collect();
+        for slot in slots {
+            slot.lock().await.take();
+        }
     }
 }
 

@@ -175,7 +175,7 @@ impl<E: Env> Producer<E> {
         let route = self.shared.instance.publish_route(&message.topic).await?;
         let queue = self.shared.choose(&route, None)?;
         let addr = master(&route, &queue)?;
-        let request = self.shared.send_request(message, &queue, 0, BTreeMap::new());
+        let (request, _) = self.shared.send_request(message, &queue, 0, BTreeMap::new());
         self.shared.instance.oneway(&addr, request).await
     }
 
@@ -321,10 +321,7 @@ impl<E: Env> Shared<E> {
                 }
             };
             let addr = master(&route, &queue)?;
-            let request = self.send_request(message, &queue, sys_flag, extra.clone());
-            let id = properties::decode(request.field("properties").unwrap_or_default())
-                .remove(UNIQ_KEY)
-                .unwrap_or_default();
+            let (request, id) = self.send_request(message, &queue, sys_flag, extra.clone());
             match self.await_send(&addr, request, &queue, id).await {
                 Ok(result) => {
                     if route.borrowed {
@@ -347,18 +344,20 @@ impl<E: Env> Shared<E> {
         Err(last_error)
     }
 
-    /// SEND_MESSAGE (10) with the long header names, as rocketmq-client-rust sends it.
+    /// SEND_MESSAGE (10) with the long header names, as rocketmq-client-rust sends it, and the
+    /// message's fresh id.
     fn send_request(
         &self,
         message: &Message,
         queue: &MessageQueue,
         sys_flag: i32,
         extra: BTreeMap<String, String>,
-    ) -> RemotingCommand {
+    ) -> (RemotingCommand, String) {
         let now_ms = self.instance.env().clock().now_ms();
-        let mut wire = message.wire_properties(&self.next_id(now_ms));
+        let id = self.next_id(now_ms);
+        let mut wire = message.wire_properties(&id);
         wire.extend(extra);
-        request_with(
+        let request = request_with(
             request_code::SEND_MESSAGE,
             &[
                 ("producerGroup", self.group.clone()),
@@ -379,7 +378,8 @@ impl<E: Env> Shared<E> {
                 ("bname", queue.broker_name.clone()),
             ],
         )
-        .with_body(message.body.clone())
+        .with_body(message.body.clone());
+        (request, id)
     }
 
     async fn await_send(
@@ -443,33 +443,41 @@ fn master(route: &TopicRoute, queue: &MessageQueue) -> Result<String, ClientErro
 /// Heartbeats (so brokers know the group, for transaction checks) and route refreshes.
 async fn run_periodic<E: Env>(shared: Arc<Shared<E>>, shutdown: Shutdown) {
     let config = shared.instance.config().clone();
-    let mut heartbeat_due = tokio::time::Instant::now();
-    let mut routes_due = heartbeat_due + Duration::from_millis(config.route_refresh_interval_ms);
-    // Brokers learn of the producer at its first send's route; heartbeat soon after that too.
-    let mut known = shared.instance.broker_addrs();
+    let every = |ms: u64| {
+        let mut interval = tokio::time::interval(Duration::from_millis(ms.max(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    };
+    let mut heartbeat = every(config.heartbeat_interval_ms);
+    let mut routes = every(config.route_refresh_interval_ms);
+    let mut new_brokers = every(NEW_BROKER_CHECK_MS);
+    // Each interval's first tick is immediate: heartbeat now, refresh routes later.
+    routes.tick().await;
+    let mut known = std::collections::BTreeSet::new();
     loop {
-        let now = tokio::time::Instant::now();
-        let brokers = shared.instance.broker_addrs();
-        if now >= heartbeat_due || brokers != known {
-            shared.instance.heartbeat(&shared.heartbeat_body()).await;
-            known = brokers;
-            heartbeat_due = now + Duration::from_millis(config.heartbeat_interval_ms);
-        }
-        if now >= routes_due {
-            shared.instance.refresh_routes().await;
-            routes_due = now + Duration::from_millis(config.route_refresh_interval_ms);
-        }
-        let wake = heartbeat_due.min(routes_due).min(now + NEW_BROKER_CHECK);
         tokio::select! {
             biased;
             () = shutdown.wait() => return,
-            () = tokio::time::sleep_until(wake) => {}
+            _ = heartbeat.tick() => {
+                known = shared.instance.broker_addrs();
+                shared.instance.heartbeat(&shared.heartbeat_body()).await;
+            }
+            _ = routes.tick() => shared.instance.refresh_routes().await,
+            // Brokers learn of the producer soon after its first send to them.
+            _ = new_brokers.tick() => {
+                let brokers = shared.instance.broker_addrs();
+                if brokers != known {
+                    known = brokers;
+                    shared.instance.heartbeat(&shared.heartbeat_body()).await;
+                    heartbeat.reset();
+                }
+            }
         }
     }
 }
 
 /// How soon a producer notices a broker it has not heartbeated yet.
-const NEW_BROKER_CHECK: Duration = Duration::from_millis(100);
+const NEW_BROKER_CHECK_MS: u64 = 100;
 
 /// Answers the broker's requests: CHECK_TRANSACTION_STATE with the listener's verdict.
 async fn run_callbacks<E: Env>(

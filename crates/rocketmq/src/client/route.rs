@@ -131,6 +131,6 @@ mod tests {
         assert_eq!(route.read_addr("broker-c"), Some("10.0.0.4:10911"));
         let borrowed = TopicRoute::borrowed("new", &data, 1);
         assert!(borrowed.borrowed);
-        assert_eq!(borrowed.read_queues.len(), 2);
+        assert_eq!(borrowed.read_queues.len(), 3, "one queue on each of a, b and c");
     }
 }

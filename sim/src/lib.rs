@@ -7,5 +7,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod nemesis;
+pub mod rocketmq;
 pub mod storage_crash;
 pub mod trace;

@@ -280,6 +280,9 @@ impl<F: Fs> CommitLog<F> {
             StorageError::Refused(format!("replica chunk at {from}: entry at {at}: {why}"))
         };
         let (mut messages, mut cursor, mut padded) = (Vec::new(), 0u64, false);
+        // Each queue's next offset as this log knows it: a message must continue its queue, or
+        // the two logs have diverged (a master that lost an unsynced tail and wrote anew).
+        let mut queue_ends: BTreeMap<(String, u32), u64> = BTreeMap::new();
         while cursor < bytes.len() as u64 {
             let at = from + cursor;
             if padded {
@@ -305,6 +308,21 @@ impl<F: Fs> CommitLog<F> {
                     }
                     let message =
                         StoredMessage::from_entry(&found).map_err(|why| refuse(at, why))?;
+                    let key = (message.topic.clone(), message.queue_id);
+                    let next = *queue_ends.entry(key.clone()).or_insert_with(|| {
+                        self.topic_queue_table.get(&key.0, key.1).copied().unwrap_or(0)
+                    });
+                    if message.queue_offset != next {
+                        return Err(refuse(
+                            at,
+                            format!(
+                                "{}/{} offset {} where this log's queue goes on at {next}: \
+                                 the master's log and this one have diverged",
+                                message.topic, message.queue_id, message.queue_offset
+                            ),
+                        ));
+                    }
+                    queue_ends.insert(key, next + 1);
                     cursor += found.size;
                     messages.push(message);
                 }

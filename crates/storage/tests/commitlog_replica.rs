@@ -123,3 +123,24 @@ fn damaged_misplaced_or_cut_chunks_are_refused_and_write_nothing() {
     assert!(master.read_replica(next + 1, 100).is_err(), "a slave ahead of its master");
     assert!(master.read_replica(5, 100).is_err(), "not an entry boundary");
 }
+
+#[test]
+fn a_chunk_from_a_diverged_master_is_refused() {
+    let config = small_config();
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let (mut first, _) = open(dirs[0].path(), &config);
+    let (mut slave, _) = open(dirs[1].path(), &config);
+    let (mut second, _) = open(dirs[2].path(), &config);
+    let message = |queue: u32| ("T".to_owned(), queue, 0, None, vec![7u8; 100]);
+    let (mut model, mut other) = (Vec::new(), Vec::new());
+    put(&mut first, &mut model, &[message(0), message(0), message(0)]);
+    catch_up(&first, &mut slave, u64::MAX);
+    // Another history over the same bytes: the same sizes, but the middle one in queue 1.
+    put(&mut second, &mut other, &[message(0), message(1), message(0), message(0)]);
+    let end = slave.commit_log().max_physical_offset();
+    let (bytes, _) = second.read_replica(end, u64::MAX).unwrap().unwrap();
+    let error = slave.append_replica(end, &bytes).unwrap_err();
+    assert!(error.to_string().contains("diverged"), "{error}");
+    assert_eq!(slave.commit_log().max_physical_offset(), end, "nothing written");
+    assert_same(&slave, &model);
+}

@@ -1,0 +1,392 @@
+//! A RocketMQ-model cluster in the simulator: two nameservers and two broker groups, each a
+//! master and its slave, all the production code on turmoil hosts; keyed producers and an
+//! orderly push consumer of our own client; a nemesis from the seed; then every fault healed
+//! and every queue drained, and the history judged by [`crate::checker`].
+//!
+//! Producers write each key to one fixed queue (RocketMQ's strict order: a key's queue never
+//! changes, so a send to a dead master fails instead of moving), one message at a time per key.
+//! A send counts as acknowledged only on SEND_OK; a SYNC_MASTER's FLUSH_SLAVE_TIMEOUT or
+//! SLAVE_NOT_AVAILABLE is stored but not promised, so it counts as failed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use twinmq_rocketmq::broker::ha::BrokerRole;
+use twinmq_rocketmq::broker::{Broker, BrokerConfig};
+use twinmq_rocketmq::client::{
+    ClientConfig, ConsumeFrom, ConsumeResult, Message, MessageQueue, Producer, PushConsumer,
+    PushConsumerConfig, ReceivedMessage, SendStatus,
+};
+use twinmq_rocketmq::namesrv::{NameServer, NamesrvConfig, TopicRouteData};
+use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
+use twinmq_runtime::{Env, Shutdown, SimEnv};
+use twinmq_storage::{CommitLogConfig, FlushPolicy};
+
+use crate::checker::{Verdict, check};
+use crate::history::{Event, History, Record};
+use crate::nemesis::Nemesis;
+use crate::trace::TraceHash;
+
+/// The topic every producer writes.
+const TOPIC: &str = "sim";
+/// Broker groups.
+const GROUPS: [&str; 2] = ["broker-a", "broker-b"];
+/// Nameservers.
+const NAMESRVS: [&str; 2] = ["namesrv-1", "namesrv-2"];
+/// The application host (producers and the consumer).
+const APP: &str = "app";
+
+/// One simulated run's settings.
+#[derive(Debug, Clone)]
+pub struct RocketmqSim {
+    /// The seed: the whole run is a function of it.
+    pub seed: u64,
+    /// Both masters' role.
+    pub role: BrokerRole,
+    /// Every broker's flush policy.
+    pub flush: FlushPolicy,
+    /// Messages to send in all.
+    pub messages: u64,
+    /// Concurrent producers (each owns a share of the keys).
+    pub producers: u32,
+    /// Ordering keys.
+    pub keys: u32,
+    /// Queues of the topic on each broker group.
+    pub queues: u32,
+    /// Whether the nemesis acts.
+    pub faults: bool,
+    /// Keep every event line for `--trace`.
+    pub keep_trace: bool,
+}
+
+impl RocketmqSim {
+    /// The durable configuration (SYNC_MASTER + SYNC_FLUSH) with faults, for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            role: BrokerRole::SyncMaster,
+            flush: FlushPolicy::Sync,
+            messages: 400,
+            producers: 2,
+            keys: 8,
+            queues: 2,
+            faults: true,
+            keep_trace: false,
+        }
+    }
+}
+
+/// What one run found.
+#[derive(Debug, Clone)]
+pub struct SimOutcome {
+    /// The checkers' verdict.
+    pub verdict: Verdict,
+    /// The hash of the run's event trace.
+    pub trace: TraceHash,
+    /// The history, in order.
+    pub records: Vec<Record>,
+    /// Simulated time the run took.
+    pub elapsed: Duration,
+}
+
+/// Every host of the cluster but the application.
+fn servers() -> Vec<String> {
+    NAMESRVS
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain(GROUPS.iter().flat_map(|g| [(*g).to_owned(), format!("{g}-s")]))
+        .collect()
+}
+
+fn broker_config(sim: &RocketmqSim, group: &str, slave: bool) -> BrokerConfig {
+    let mut config = BrokerConfig::new(
+        "0.0.0.0:10911".parse().expect("a socket address"),
+        NAMESRVS.iter().map(|n| format!("{n}:9876")).collect(),
+        "/data".into(),
+    );
+    config.broker_name = group.to_owned();
+    config.broker_id = i64::from(slave);
+    config.default_queues = sim.queues;
+    config.register_interval_ms = 1_000;
+    config.sync_timeout_ms = 2_000;
+    config.store = CommitLogConfig {
+        file_bytes: 1 << 20,
+        consume_queue_entries_per_file: 4_096,
+        index_slots: 1_024,
+        index_entries_max: 4_096,
+        flush: sim.flush,
+        ..config.store
+    };
+    config.ha.role = if slave { BrokerRole::Slave } else { sim.role };
+    config.ha.master = slave.then(|| format!("{group}:10912"));
+    config.ha.heartbeat_ms = 500;
+    config.ha.housekeeping_ms = 3_000;
+    config.ha.reconnect_ms = 500;
+    config.ha.sync_interval_ms = 1_000;
+    config
+}
+
+/// Runs one simulation.
+pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
+    let mut world = turmoil::Builder::new()
+        .rng_seed(sim.seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .tick_duration(Duration::from_millis(1))
+        .simulation_duration(Duration::from_secs(900))
+        .build();
+    let seed = sim.seed;
+    for namesrv in NAMESRVS {
+        world.host(namesrv, move || async move {
+            let env = SimEnv::for_host(seed, namesrv);
+            let mut config = NamesrvConfig::new("0.0.0.0:9876".parse()?);
+            config.broker_expiry_ms = 10_000;
+            config.expiry_scan_ms = 1_000;
+            NameServer::bind(env, config).await?.run(Shutdown::new()).await;
+            Ok(())
+        });
+    }
+    for group in GROUPS {
+        for slave in [false, true] {
+            let host = if slave { format!("{group}-s") } else { group.to_owned() };
+            let config = broker_config(sim, group, slave);
+            let name = host.clone();
+            world.host(host.as_str(), move || {
+                let (mut config, name) = (config.clone(), name.clone());
+                async move {
+                    let env = SimEnv::for_host(seed, &name);
+                    let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
+                        return Err("IPv4 hosts".into());
+                    };
+                    config.broker_ip = Some(ip);
+                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                    Ok(())
+                }
+            });
+        }
+    }
+    let history = History::new();
+    let sending_done = Arc::new(AtomicBool::new(false));
+    let healed = Arc::new(AtomicBool::new(false));
+    world.client(APP, workload(sim.clone(), history.clone(), sending_done.clone(), healed.clone()));
+
+    let mut nemesis = sim.faults.then(|| Nemesis::new(seed, servers(), APP.to_owned()));
+    loop {
+        let done = world.step().map_err(|e| format!("seed {seed}: {e}"))?;
+        if done {
+            break;
+        }
+        if sending_done.load(Ordering::SeqCst) && !healed.load(Ordering::SeqCst) {
+            if let Some(nemesis) = &mut nemesis {
+                for fault in nemesis.heal_all(&mut world) {
+                    history.record(Event::Note(fault.to_string()));
+                }
+            }
+            history.record(Event::Note("healed; draining".into()));
+            healed.store(true, Ordering::SeqCst);
+        } else if let Some(nemesis) = &mut nemesis
+            && !healed.load(Ordering::SeqCst)
+            && let Some(fault) = nemesis.step(&mut world)
+        {
+            history.record(Event::Note(fault.to_string()));
+        }
+    }
+    let records = history.records();
+    let mut trace = TraceHash::new(sim.keep_trace);
+    for record in &records {
+        trace.record(record.to_string());
+    }
+    Ok(SimOutcome { verdict: check(&records), trace, records, elapsed: world.elapsed() })
+}
+
+/// Creates the topic on every master (as `mqadmin updateTopic` would) and waits until both
+/// nameservers route it to every group.
+async fn create_topic(env: &SimEnv, queues: u32) {
+    let fields = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    };
+    for group in GROUPS {
+        loop {
+            let request = RemotingCommand::request(
+                request_code::UPDATE_AND_CREATE_TOPIC,
+                fields(&[
+                    ("topic", TOPIC.to_owned()),
+                    ("readQueueNums", queues.to_string()),
+                    ("writeQueueNums", queues.to_string()),
+                    ("perm", "6".to_owned()),
+                ]),
+                Bytes::new(),
+            );
+            if ask(env, &format!("{group}:10911"), request).await.is_some_and(|r| r.code == 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for namesrv in NAMESRVS {
+        loop {
+            let request = RemotingCommand::request(
+                request_code::GET_ROUTEINFO_BY_TOPIC,
+                fields(&[("topic", TOPIC.to_owned())]),
+                Bytes::new(),
+            );
+            let routed = ask(env, &format!("{namesrv}:9876"), request)
+                .await
+                .and_then(|r| serde_json::from_slice::<TopicRouteData>(&r.body).ok())
+                .is_some_and(|route| route.queue_datas.len() == GROUPS.len());
+            if routed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One request on a fresh connection, `None` if it could not be made or answered in time.
+async fn ask(env: &SimEnv, addr: &str, request: RemotingCommand) -> Option<RemotingCommand> {
+    let client = RemotingClient::connect(env.net(), addr, None).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(2), client.request(request)).await.ok()?
+}
+
+/// The application: producers until every message is sent, then (once the harness healed
+/// every fault) a drain until every acknowledged message arrived or the drain time is up.
+async fn workload(
+    sim: RocketmqSim,
+    history: History,
+    sending_done: Arc<AtomicBool>,
+    healed: Arc<AtomicBool>,
+) -> turmoil::Result {
+    let env = SimEnv::for_host(sim.seed, APP);
+    let client = |id: &str| ClientConfig {
+        request_timeout_ms: 2_000,
+        send_timeout_ms: 2_000,
+        send_retries: 0,
+        route_refresh_interval_ms: 2_000,
+        heartbeat_interval_ms: 2_000,
+        ..ClientConfig::new(NAMESRVS.iter().map(|n| format!("{n}:9876")).collect(), id)
+    };
+    // Every key's one queue, fixed for the run.
+    let queues: Vec<MessageQueue> = GROUPS
+        .iter()
+        .flat_map(|group| {
+            (0..sim.queues).map(move |queue_id| MessageQueue {
+                topic: TOPIC.into(),
+                broker_name: (*group).to_owned(),
+                queue_id,
+            })
+        })
+        .collect();
+    create_topic(&env, sim.queues).await;
+    let acked = Arc::new(AtomicU64::new(0));
+    let (deliveries, mut delivered) = mpsc::unbounded_channel::<u64>();
+    let consumer = {
+        let history = history.clone();
+        let mut config = PushConsumerConfig::new("sim-consumers");
+        config.orderly = true;
+        config.consume_from = ConsumeFrom::FirstOffset;
+        config.long_poll_suspend_ms = 2_000;
+        config.pull_backoff_ms = 500;
+        config.rebalance_interval_ms = 2_000;
+        config.offset_persist_interval_ms = 1_000;
+        config.orderly_suspend_ms = 200;
+        PushConsumer::start(
+            env.clone(),
+            client("consumer"),
+            config,
+            &[(TOPIC, "*")],
+            move |queue: &MessageQueue, messages: &[ReceivedMessage]| {
+                for message in messages {
+                    let Some(id) = std::str::from_utf8(message.body())
+                        .ok()
+                        .and_then(|body| body.parse::<u64>().ok())
+                    else {
+                        continue;
+                    };
+                    history.record(Event::Deliver {
+                        consumer: 0,
+                        id,
+                        queue: format!("{}/{}", queue.broker_name, queue.queue_id),
+                        offset: u64::try_from(message.queue_offset()).unwrap_or(0),
+                    });
+                    let _ = deliveries.send(id);
+                }
+                ConsumeResult::Success
+            },
+        )
+    };
+    let mut producers = Vec::new();
+    for producer_index in 0..sim.producers {
+        let (env, history, queues, acked) =
+            (env.clone(), history.clone(), queues.clone(), Arc::clone(&acked));
+        let config = client(&format!("producer-{producer_index}"));
+        let sim = sim.clone();
+        producers.push(tokio::spawn(async move {
+            let producer = Producer::start(env, config, "sim-producers").await;
+            let ids = (0..sim.messages)
+                .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index));
+            for id in ids {
+                let key = u32::try_from(id % u64::from(sim.keys)).unwrap_or(0);
+                let queue = &queues[key as usize % queues.len()];
+                history.record(Event::Send { producer: producer_index, id, key });
+                let message = Message::new(TOPIC, id.to_string()).with_key(format!("k{key}"));
+                match producer.send_to_queue(&message, queue).await {
+                    Ok(result) if result.status == SendStatus::SendOk => {
+                        history.record(Event::Ack {
+                            id,
+                            queue: format!("{}/{}", queue.broker_name, queue.queue_id),
+                            offset: u64::try_from(result.queue_offset).unwrap_or(0),
+                        });
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(result) => history
+                        .record(Event::SendFailed { id, reason: format!("{:?}", result.status) }),
+                    Err(error) => {
+                        history.record(Event::SendFailed { id, reason: error.to_string() });
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            producer.shutdown().await;
+        }));
+    }
+    for producer in producers {
+        let _ = producer.await;
+    }
+    sending_done.store(true, Ordering::SeqCst);
+    while !healed.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Drain: until every acknowledged message arrived, or for at most the drain time.
+    let expected = acked.load(Ordering::SeqCst);
+    let mut seen = std::collections::BTreeSet::new();
+    let drain = tokio::time::sleep(Duration::from_secs(120));
+    tokio::pin!(drain);
+    let acked_ids: std::collections::BTreeSet<u64> = history
+        .records()
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::Ack { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    seen.extend(history.records().iter().filter_map(|r| match r.event {
+        Event::Deliver { id, .. } => Some(id),
+        _ => None,
+    }));
+    while acked_ids.iter().filter(|id| seen.contains(id)).count() < expected as usize {
+        tokio::select! {
+            biased;
+            () = &mut drain => break,
+            id = delivered.recv() => match id {
+                Some(id) => { seen.insert(id); }
+                None => break,
+            },
+        }
+    }
+    consumer.shutdown().await;
+    Ok(())
+}

@@ -168,10 +168,14 @@ enum Fault {
 }
 
 impl Fault {
-    /// Whether two runs of one seed are expected to match. Not after a bounce: under CPU load
-    /// (tests in parallel) two runs of one seed diverge right after the broker's restart, even
-    /// with `--cfg tokio_unstable`, while every `select!` here is biased and no wall clock is
-    /// read; the host runtime turmoil re-creates on `bounce` is the suspect (open question).
+    /// Whether two runs of one seed are expected to match. Not across a crash: the second run
+    /// of a seed in one process diverges from the first right at the crash, reproducibly, even
+    /// single-threaded and with `--cfg tokio_unstable`. The likely cause (not proven): turmoil's
+    /// `crash` drops the host's tokio runtime, tokio drops a runtime's tasks shard by shard,
+    /// sharded by task id — a process-wide counter — so which broker socket closes first (each
+    /// close sends its peer a segment whose latency is drawn from the world's rng) depends on
+    /// how many tasks the process spawned before. A harness wanting replayable crashes would
+    /// run each seed in a fresh process.
     fn replays(self) -> bool {
         match self {
             Self::BrokerCrash => false,

@@ -299,6 +299,7 @@ impl<E: Env> Shared<E> {
         Ok(pick.clone())
     }
 
+    /// One sync send to `target`, retried on another broker when it may help.
     async fn send(
         &self,
         message: &Message,
@@ -388,6 +389,7 @@ impl<E: Env> Shared<E> {
         (request, id)
     }
 
+    /// Sends one SEND request and reads the broker's answer into a [`SendResult`].
     async fn await_send(
         &self,
         addr: &str,
@@ -428,6 +430,7 @@ impl<E: Env> Shared<E> {
         })
     }
 
+    /// HEART_BEAT's body: this client's producer groups.
     fn heartbeat_body(&self) -> serde_json::Value {
         serde_json::json!({
             "clientID": self.instance.config().client_id,

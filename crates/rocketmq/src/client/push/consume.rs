@@ -15,6 +15,7 @@ use crate::remoting::properties::ORIGIN_MESSAGE_ID;
 use crate::remoting::request_code;
 
 impl<E: Env> Inner<E> {
+    /// One owned queue: pull (long polling), consume, advance the offset, until stopped.
     pub(super) async fn consume_queue(
         self: Arc<Self>,
         queue: MessageQueue,

@@ -456,3 +456,29 @@ async fn from_a_timestamp_only_messages_stored_since_then_arrive() {
     producer.shutdown().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_panics_gets_the_message_again() {
+    let cluster = Cluster::start(|config| config.delay_levels_ms = vec![100; 18]).await;
+    cluster.create_topic("fragile", 4).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p"), "pg").await;
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let panicked = std::sync::atomic::AtomicBool::new(false);
+    let fragile = consumer(&cluster, "F", fast("fg"), "fragile", tx, move |_| {
+        if !panicked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a handler bug, once");
+        }
+        ConsumeResult::Success
+    });
+    owned_once(&fragile, "fragile", |q| q.len() == 4).await;
+    producer.send(&Message::new("fragile", "again")).await.unwrap();
+    let got = receive(&mut deliveries, 2).await;
+    assert_eq!(
+        got.iter().map(|d| (d.body.as_str(), d.reconsume_times)).collect::<Vec<_>>(),
+        [("again", 0), ("again", 1)],
+        "the panic counted as reconsume-later, the queue lived on"
+    );
+    fragile.shutdown().await;
+    producer.shutdown().await;
+    cluster.stop().await;
+}

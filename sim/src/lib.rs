@@ -5,5 +5,7 @@
 //! through crashes and torn writes ([`storage_crash`]); whole clusters of both broker models
 //! come next.
 
+pub mod checker;
+pub mod history;
 pub mod storage_crash;
 pub mod trace;

@@ -79,6 +79,16 @@ pub struct RocketmqBrokerArgs {
     /// 6m 7m 8m 9m 10m 20m 30m 1h 2h].
     #[arg(long)]
     message_delay_level: Option<String>,
+    /// `brokerRole`: ASYNC_MASTER, SYNC_MASTER (a send is answered once a slave has it) or
+    /// SLAVE [default: ASYNC_MASTER].
+    #[arg(long)]
+    broker_role: Option<twinmq_rocketmq::broker::ha::BrokerRole>,
+    /// Where a master takes slaves (`haListenPort`) [default: the listen port + 1].
+    #[arg(long)]
+    ha_listen: Option<SocketAddr>,
+    /// `haMasterAddress`: a slave's master HA address [default: learned from the nameservers].
+    #[arg(long)]
+    ha_master: Option<String>,
 }
 
 /// When appends are made durable.
@@ -270,7 +280,11 @@ fn rocketmq_broker_config(
         .collect();
     let listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 10911)));
     let broker_name = pick!(broker_name).unwrap_or_else(|| "broker-a".into());
-    let broker_id = pick!(broker_id).unwrap_or(0);
+    let role = pick!(broker_role).unwrap_or(twinmq_rocketmq::broker::ha::BrokerRole::AsyncMaster);
+    let broker_id = pick!(broker_id).unwrap_or(if role.is_master() { 0 } else { 1 });
+    if role.is_master() != (broker_id == 0) {
+        anyhow::bail!("a master has --broker-id 0 and a slave a --broker-id above 0");
+    }
     let data_dir = pick!(data_dir).unwrap_or_else(|| {
         PathBuf::from(format!("twinmq-data/rocketmq-{broker_name}-{broker_id}"))
     });
@@ -284,6 +298,9 @@ fn rocketmq_broker_config(
         Flush::Sync => FlushPolicy::Sync,
         Flush::Async => FlushPolicy::ASYNC_DEFAULT,
     };
+    config.ha.role = role;
+    config.ha.listen = pick!(ha_listen);
+    config.ha.master = pick!(ha_master);
     if let Some(levels) = pick!(message_delay_level) {
         config.delay_levels_ms = schedule::parse_delay_levels(&levels)
             .map_err(anyhow::Error::msg)

@@ -237,14 +237,28 @@ fn run_with_fault(seed: u64, fault: Fault) -> (Vec<String>, usize) {
         match struck_at {
             None if acked.load(Ordering::SeqCst) >= FAULT_AFTER_ACKED => {
                 match fault {
-                    Fault::BrokerCrash => sim.crash("broker"),
+                    Fault::BrokerCrash => {
+                        // Power off: cut the host off first, so that the connections its
+                        // dropped runtime closes (in an order set by tokio's process-wide task
+                        // ids, not by the seed) send nothing; peers see silence, as after a
+                        // real power loss, and the run stays a function of its seed.
+                        for peer in ["app", "namesrv"] {
+                            sim.partition("broker", peer);
+                        }
+                        sim.crash("broker");
+                    }
                     Fault::Partition => sim.partition("app", "broker"),
                 }
                 struck_at = Some(sim.elapsed());
             }
             Some(at) if !healed && sim.elapsed() >= at + DOWN_FOR => {
                 match fault {
-                    Fault::BrokerCrash => sim.bounce("broker"),
+                    Fault::BrokerCrash => {
+                        sim.bounce("broker");
+                        for peer in ["app", "namesrv"] {
+                            sim.repair("broker", peer);
+                        }
+                    }
                     Fault::Partition => sim.repair("app", "broker"),
                 }
                 healed = true;

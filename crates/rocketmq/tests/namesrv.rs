@@ -1,6 +1,6 @@
 //! The nameserver on loopback, spoken to in the remoting protocol: brokers register, clients
-//! read routes and cluster info, unknown codes get REQUEST_CODE_NOT_SUPPORTED, and bad frames
-//! close only their own connection.
+//! read routes and cluster info, unknown codes get REQUEST_CODE_NOT_SUPPORTED, bad frames
+//! close only their own connection, and a broker whose connection closes leaves the routes.
 
 use std::collections::BTreeMap;
 
@@ -98,6 +98,22 @@ async fn brokers_register_clients_route_and_bad_frames_close_only_their_connecti
         .await
         .unwrap();
     assert_eq!(still.code, SUCCESS, "other connections are unaffected");
+
+    // The connection both registered through closes (the broker died): both leave the routes.
+    drop(broker);
+    let mut gone = false;
+    for _ in 0..1_000 {
+        let answer = client
+            .request(request(request_code::GET_ROUTEINFO_BY_TOPIC, &[("topic", "orders")]))
+            .await
+            .unwrap();
+        if answer.code == TOPIC_NOT_EXIST {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(gone, "a broker whose connection closed is dropped from the routes");
 
     shutdown.trigger();
     server.await.unwrap();

@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use twinmq_runtime::{Clock, Fs};
 
 use crate::config::CommitLogConfig;
-use crate::entry::{self, ENTRY_HEADER_BYTES};
+use crate::entry::{self, Decoded, ENTRY_HEADER_BYTES};
 use crate::error::{Result, StorageError};
 use crate::flush::{DurableWatermark, FlushPlan, Flushable};
 use crate::message::{NewMessage, StoredMessage};
@@ -204,6 +205,126 @@ impl<F: Fs> CommitLog<F> {
             }
         }
         Ok(count)
+    }
+
+    /// Whole entries from `from` for a slave to append (see [`CommitLog::append_replica`]):
+    /// about `bytes_max` bytes but at least one entry, never past the end of `from`'s file; a
+    /// file closed by padding ends with the padding's header. Returns the bytes and the offset
+    /// after them, or `None` when `from` is the end of the log.
+    pub fn read_replica(&self, from: u64, bytes_max: u64) -> Result<Option<(Bytes, u64)>> {
+        let end = self.max_physical_offset();
+        if from == end {
+            return Ok(None);
+        }
+        if from > end {
+            return Err(self.out_of_range(from));
+        }
+        let (base, file) =
+            self.files.range(..=from).next_back().ok_or_else(|| self.out_of_range(from))?;
+        let position = from - base;
+        let available = file.position_written().saturating_sub(position);
+        if available == 0 {
+            return Err(self.out_of_range(from));
+        }
+        let data = file.read(position, available)?;
+        let (mut cursor, mut next) = (0u64, from);
+        while cursor < available {
+            let at = usize::try_from(cursor).unwrap_or(usize::MAX);
+            match entry::decode(&data.slice(at..)) {
+                Decoded::Entry(found) if found.padding => {
+                    cursor += ENTRY_HEADER_BYTES as u64;
+                    next = base + self.config.file_bytes;
+                    break;
+                }
+                Decoded::Entry(found) => {
+                    if cursor > 0 && cursor + found.size > bytes_max {
+                        break;
+                    }
+                    cursor += found.size;
+                    next = from + cursor;
+                }
+                other => {
+                    return Err(StorageError::Corrupt {
+                        path: file.path().to_owned(),
+                        position: position + cursor,
+                        reason: format!("no whole entry where a slave reads: {other:?}"),
+                    });
+                }
+            }
+        }
+        Ok(Some((data.slice(..usize::try_from(cursor).unwrap_or(usize::MAX)), next)))
+    }
+
+    /// Appends what a master's [`CommitLog::read_replica`] returned for `from`, which must be
+    /// this log's end: every entry must be whole, checksummed, a message, and placed where the
+    /// master placed it (so both logs need the same `file_bytes`). Nothing is written unless
+    /// all of it is valid. Returns the messages appended, for dispatch.
+    pub fn append_replica(&mut self, from: u64, bytes: &Bytes) -> Result<Vec<StoredMessage>> {
+        if let Some(reason) = &self.failure {
+            return Err(StorageError::Refused(format!(
+                "commitlog {} failed: {reason}",
+                self.dir.display()
+            )));
+        }
+        let end = self.max_physical_offset();
+        if from != end {
+            return Err(StorageError::Refused(format!(
+                "a replica chunk for {from} cannot go at this log's end {end}"
+            )));
+        }
+        if self.active_base() + self.config.file_bytes == end && !bytes.is_empty() {
+            self.roll()?;
+        }
+        let file_end = self.active_base() + self.config.file_bytes;
+        let refuse = |at: u64, why: String| {
+            StorageError::Refused(format!("replica chunk at {from}: entry at {at}: {why}"))
+        };
+        let (mut messages, mut cursor, mut padded) = (Vec::new(), 0u64, false);
+        while cursor < bytes.len() as u64 {
+            let at = from + cursor;
+            if padded {
+                return Err(refuse(at, "bytes after the padding that closes a file".into()));
+            }
+            let rest = bytes.slice(usize::try_from(cursor).unwrap_or(usize::MAX)..);
+            match entry::decode(&rest) {
+                Decoded::Entry(found) if found.offset != at => {
+                    return Err(refuse(at, format!("it says it belongs at {}", found.offset)));
+                }
+                Decoded::Entry(found) if found.padding => {
+                    if at + found.size != file_end {
+                        return Err(refuse(at, "padding that does not close the file".into()));
+                    }
+                    padded = true;
+                    cursor += ENTRY_HEADER_BYTES as u64;
+                }
+                Decoded::Entry(found) => {
+                    if at + found.size + ENTRY_HEADER_BYTES as u64 > file_end
+                        && at + found.size != file_end
+                    {
+                        return Err(refuse(at, "it does not fit this log's file size".into()));
+                    }
+                    let message =
+                        StoredMessage::from_entry(&found).map_err(|why| refuse(at, why))?;
+                    cursor += found.size;
+                    messages.push(message);
+                }
+                other => return Err(refuse(at, format!("{other:?}"))),
+            }
+        }
+        self.buffer.clear();
+        self.buffer.extend_from_slice(bytes);
+        self.write_buffer()?;
+        for message in &messages {
+            let next = message.queue_offset + 1;
+            match self.topic_queue_table.get_mut(&message.topic, message.queue_id) {
+                Some(queue_end) => *queue_end = (*queue_end).max(next),
+                None => self.topic_queue_table.insert(&message.topic, message.queue_id, next),
+            }
+        }
+        if padded {
+            self.roll()?;
+        }
+        Ok(messages)
     }
 
     /// The physical offset the next message gets (where the active file's data ends).

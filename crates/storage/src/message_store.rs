@@ -254,6 +254,32 @@ impl<F: Fs> MessageStore<F> {
         Ok(found)
     }
 
+    /// Whole CommitLog entries from `from` for a slave (see [`CommitLog::read_replica`]).
+    pub fn read_replica(&self, from: u64, bytes_max: u64) -> Result<Option<(bytes::Bytes, u64)>> {
+        self.commit_log.read_replica(from, bytes_max)
+    }
+
+    /// Appends a master's CommitLog bytes at this store's end and dispatches the messages in
+    /// them (see [`CommitLog::append_replica`]); returns the CommitLog's new end.
+    pub fn append_replica(&mut self, from: u64, bytes: &bytes::Bytes) -> Result<u64> {
+        let messages = self.commit_log.append_replica(from, bytes)?;
+        let end = self.commit_log.max_physical_offset();
+        for message in &messages {
+            let request = DispatchRequest {
+                topic: &message.topic,
+                queue_id: message.queue_id,
+                queue_offset: message.queue_offset,
+                physical_offset: message.physical_offset,
+                size: message.size,
+                tag_hash: message.tag_hash,
+                keys: message.keys.as_deref(),
+                store_timestamp_ms: message.store_timestamp_ms,
+            };
+            self.dispatcher.dispatch(&request, end)?;
+        }
+        Ok(end)
+    }
+
     /// Reads one message by physical offset.
     pub fn read_message(&self, physical_offset: u64) -> Result<StoredMessage> {
         self.commit_log.read_message(physical_offset)

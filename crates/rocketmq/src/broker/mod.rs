@@ -2,10 +2,12 @@
 //! RocketMQ's remoting protocol; registers with every nameserver every 30 s.
 
 pub mod admin;
+pub mod ha;
 pub mod processor;
 pub mod retry;
 pub mod schedule;
 pub mod send;
+pub mod slave_sync;
 pub mod tables;
 pub mod transaction;
 
@@ -66,6 +68,11 @@ pub struct BrokerConfig {
     pub transaction_check_interval_ms: u64,
     /// `transactionCheckMax`: checks before a half message is given up.
     pub transaction_check_max: u32,
+    /// `syncFlushTimeout`: how long a send waits for the disk (SYNC_FLUSH) or a slave
+    /// (SYNC_MASTER) before answering FLUSH_DISK_TIMEOUT / FLUSH_SLAVE_TIMEOUT.
+    pub sync_timeout_ms: u64,
+    /// Role and master/slave replication.
+    pub ha: ha::HaConfig,
 }
 
 impl BrokerConfig {
@@ -94,6 +101,8 @@ impl BrokerConfig {
             transaction_timeout_ms: 6_000,
             transaction_check_interval_ms: 60_000,
             transaction_check_max: 15,
+            sync_timeout_ms: 5_000,
+            ha: ha::HaConfig::default(),
         }
     }
 }
@@ -101,6 +110,7 @@ impl BrokerConfig {
 /// A bound broker.
 pub struct Broker<E: Env> {
     listener: <E::Net as Net>::Listener,
+    ha_listener: Option<<E::Net as Net>::Listener>,
     processor: Arc<BrokerProcessor<E>>,
 }
 
@@ -125,6 +135,24 @@ impl<E: Env> Broker<E> {
             (None, SocketAddr::V4(v4)) => v4,
             (None, SocketAddr::V6(_)) => SocketAddrV4::new([127, 0, 0, 1].into(), local.port()),
         };
+        let ha_listener = if config.ha.role.is_master() {
+            let ha_addr = config.ha.listen.unwrap_or_else(|| {
+                let port = if config.listen.port() == 0 { 0 } else { local.port().wrapping_add(1) };
+                SocketAddr::new(local.ip(), port)
+            });
+            let bound = env.net().bind(ha_addr).await.map_err(|source| StorageError::Io {
+                path: format!("HA listen {ha_addr}").into(),
+                source,
+            })?;
+            Some(bound)
+        } else {
+            None
+        };
+        let advertised = ha_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|addr| addr.to_string())
+            .unwrap_or_default();
         let fs = env.fs().clone();
         let store_dir = config.data_dir.join("store");
         let (store, recovery) =
@@ -144,12 +172,15 @@ impl<E: Env> Broker<E> {
             arrived: Notify::new(),
             flush_signal: FlushSignal::new(),
             registered: Notify::new(),
+            registrations_asked: std::sync::atomic::AtomicU64::new(0),
+            registrations_done: twinmq_storage::DurableWatermark::new(0),
             queue_locks: Mutex::new(BTreeMap::new()),
             producers: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
+            ha: ha::HaState::new(advertised),
             config,
         });
-        Ok(Self { listener, processor })
+        Ok(Self { listener, ha_listener, processor })
     }
 
     /// The address it listens on.
@@ -179,9 +210,28 @@ impl<E: Env> Broker<E> {
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
         let persisting =
             tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
-        let scheduling = tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone()));
-        let checking = tokio::spawn(transaction::run(Arc::clone(&processor), shutdown.clone()));
-        tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, "rocketmq broker listening");
+        // A master schedules, checks transactions and feeds its slaves; a slave only copies.
+        let mut tasks = Vec::new();
+        match self.ha_listener {
+            Some(ha_listener) => {
+                tasks.push(tokio::spawn(schedule::run(Arc::clone(&processor), shutdown.clone())));
+                tasks
+                    .push(tokio::spawn(transaction::run(Arc::clone(&processor), shutdown.clone())));
+                tasks.push(tokio::spawn(ha::serve_slaves::<E>(
+                    ha_listener,
+                    Arc::clone(&processor),
+                    shutdown.clone(),
+                )));
+            }
+            None => {
+                tasks.push(tokio::spawn(ha::follow_master(
+                    Arc::clone(&processor),
+                    shutdown.clone(),
+                )));
+                tasks.push(tokio::spawn(slave_sync::run(Arc::clone(&processor), shutdown.clone())));
+            }
+        }
+        tracing::info!(addr = %processor.store_host, broker = %processor.config.broker_name, role = ?processor.config.ha.role, ha = %processor.ha.advertised, "rocketmq broker listening");
         serve::<E, _>(
             self.listener,
             Arc::clone(&processor),
@@ -191,8 +241,9 @@ impl<E: Env> Broker<E> {
         .await;
         let _ = registration.await;
         let _ = persisting.await;
-        let _ = scheduling.await;
-        let _ = checking.await;
+        for task in tasks {
+            let _ = task.await;
+        }
         if let Ok(result) = flusher.await {
             result?;
         }
@@ -208,8 +259,13 @@ fn poisoned() -> StorageError {
     StorageError::Refused("a task panicked holding broker state".into())
 }
 
+/// Connections to the nameservers, kept open between registrations: a nameserver forgets a
+/// broker whose connection closes (RocketMQ's onChannelDestroy), so a killed broker leaves the
+/// routes at once instead of after the expiry.
+pub type NamesrvLinks<N> = BTreeMap<String, RemotingClient<N>>;
+
 /// REGISTER_BROKER with every topic, to every nameserver (RocketMQ `registerBrokerAll`).
-pub async fn register_all<E: Env>(processor: &BrokerProcessor<E>) {
+async fn register_all<E: Env>(processor: &BrokerProcessor<E>, links: &mut NamesrvLinks<E::Net>) {
     let table = match processor.topics.lock() {
         Ok(topics) => topics.topics.clone(),
         Err(_) => return,
@@ -218,39 +274,78 @@ pub async fn register_all<E: Env>(processor: &BrokerProcessor<E>) {
         "topicConfigSerializeWrapper": {"topicConfigTable": table, "dataVersion": {"stateVersion": 0, "timestamp": 0, "counter": 0}},
         "filterServerList": [],
     });
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let config = &processor.config;
     for namesrv in &config.namesrv {
-        let Ok(client) = RemotingClient::connect(processor.env.net(), namesrv, None).await else {
-            tracing::debug!(%namesrv, "nameserver unreachable");
-            continue;
-        };
-        let request = RemotingCommand::request(
-            request_code::REGISTER_BROKER,
-            BTreeMap::new(),
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        )
-        .with_field("brokerAddr", processor.store_host)
-        .with_field("brokerName", &config.broker_name)
-        .with_field("clusterName", &config.cluster)
-        .with_field("brokerId", config.broker_id)
-        .with_field("haServerAddr", "")
-        .with_field("compressed", "false");
+        if links.get(namesrv).is_none_or(RemotingClient::is_closed) {
+            match RemotingClient::connect(processor.env.net(), namesrv, None).await {
+                Ok(client) => {
+                    links.insert(namesrv.clone(), client);
+                }
+                Err(error) => {
+                    tracing::debug!(%namesrv, %error, "nameserver unreachable");
+                    links.remove(namesrv);
+                    continue;
+                }
+            }
+        }
+        let Some(client) = links.get(namesrv) else { continue };
+        let request =
+            RemotingCommand::request(request_code::REGISTER_BROKER, BTreeMap::new(), body.clone())
+                .with_field("brokerAddr", processor.store_host)
+                .with_field("brokerName", &config.broker_name)
+                .with_field("clusterName", &config.cluster)
+                .with_field("brokerId", config.broker_id)
+                .with_field("haServerAddr", &processor.ha.advertised)
+                .with_field("compressed", "false");
         match tokio::time::timeout(Duration::from_secs(3), client.request(request)).await {
-            Ok(Some(response)) if response.code == 0 => {}
-            other => tracing::warn!(%namesrv, ?other, "registration failed"),
+            Ok(Some(response)) if response.code == 0 => {
+                // A slave learns where its master is.
+                if !config.ha.role.is_master() {
+                    let field = |name| response.field(name).filter(|a| !a.is_empty());
+                    let mut learned = processor::lock(&processor.ha.master_learned);
+                    if let Some(ha) = field("haServerAddr") {
+                        learned.0 = Some(ha.to_owned());
+                    }
+                    if let Some(master) = field("masterAddr") {
+                        learned.1 = Some(master.to_owned());
+                    }
+                }
+            }
+            other => {
+                tracing::warn!(%namesrv, ?other, "registration failed");
+                links.remove(namesrv);
+            }
         }
     }
 }
 
 async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
+    let mut links = NamesrvLinks::new();
     loop {
-        register_all(&processor).await;
+        let covers = processor.registrations_asked.load(std::sync::atomic::Ordering::SeqCst);
+        register_all(&processor, &mut links).await;
+        processor.registrations_done.advance(covers);
         tokio::select! {
             biased;
-            () = shutdown.wait() => return,
+            () = shutdown.wait() => break,
             () = processor.registered.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(processor.config.register_interval_ms)) => {}
         }
+    }
+    // Leaving: the nameservers drop this broker from their routes (UNREGISTER_BROKER).
+    let config = &processor.config;
+    for client in links.values() {
+        let request = RemotingCommand::request(
+            request_code::UNREGISTER_BROKER,
+            BTreeMap::new(),
+            Bytes::new(),
+        )
+        .with_field("brokerAddr", processor.store_host)
+        .with_field("brokerName", &config.broker_name)
+        .with_field("clusterName", &config.cluster)
+        .with_field("brokerId", config.broker_id);
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.request(request)).await;
     }
 }
 

@@ -46,12 +46,33 @@ pub struct BrokerProcessor<E: Env> {
     pub(super) arrived: Notify,
     pub(super) flush_signal: FlushSignal,
     pub(super) registered: Notify,
+    /// Registration rounds asked for (see [`BrokerProcessor::register_now`]).
+    pub(super) registrations_asked: std::sync::atomic::AtomicU64,
+    /// The last round asked for that a completed registration covered.
+    pub(super) registrations_done: twinmq_storage::DurableWatermark,
     /// Orderly consumers' queue locks.
     pub(super) queue_locks: Mutex<QueueLocks>,
     /// Live producers, by group.
     pub(super) producers: Mutex<ProducerTable>,
     /// Half messages and their resolution.
     pub(super) transactions: Mutex<super::transaction::TransactionState>,
+    /// Replication partners.
+    pub ha: super::ha::HaState,
+}
+
+impl<E: Env> BrokerProcessor<E> {
+    /// Registers with every nameserver now (a running broker) and returns once a registration
+    /// that started after this call has finished.
+    pub async fn register_now(&self) {
+        let asked = self.registrations_asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.registered.notify_one();
+        let _ = self.registrations_done.wait_for(asked).await;
+    }
+
+    /// Where the CommitLog ends: the physical offset the next message gets.
+    pub fn commit_log_end(&self) -> u64 {
+        lock(&self.store).commit_log().max_physical_offset()
+    }
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +85,22 @@ pub(super) fn number<T: std::str::FromStr>(value: Option<&str>) -> Option<T> {
 
 impl<E: Env> Processor for BrokerProcessor<E> {
     async fn process(&self, request: RemotingCommand, peer: &Peer) -> Option<RemotingCommand> {
+        let writes = matches!(
+            request.code,
+            request_code::SEND_MESSAGE
+                | request_code::SEND_MESSAGE_V2
+                | request_code::SEND_BATCH_MESSAGE
+                | request_code::CONSUMER_SEND_MSG_BACK
+                | request_code::END_TRANSACTION
+        );
+        if writes && !self.config.ha.role.is_master() {
+            // A slave's CommitLog is its master's copy: nothing else may write to it.
+            return Some(RemotingCommand::response_to(
+                &request,
+                SERVICE_NOT_AVAILABLE,
+                Some(format!("broker {} is a slave: it takes no writes", self.config.broker_name)),
+            ));
+        }
         let response = match request.code {
             request_code::SEND_MESSAGE | request_code::SEND_MESSAGE_V2 => {
                 self.send(&request, peer).await
@@ -72,6 +109,8 @@ impl<E: Env> Processor for BrokerProcessor<E> {
             request_code::CONSUMER_SEND_MSG_BACK => self.send_back(&request),
             request_code::END_TRANSACTION => self.end_transaction(&request),
             request_code::UPDATE_AND_CREATE_TOPIC => self.create_topic(&request),
+            request_code::GET_ALL_TOPIC_CONFIG => self.all_topics(&request),
+            request_code::GET_ALL_CONSUMER_OFFSET => self.all_offsets(&request),
             request_code::LOCK_BATCH_MQ => self.lock_queues(&request),
             request_code::UNLOCK_BATCH_MQ => self.unlock_queues(&request),
             request_code::PULL_MESSAGE | request_code::LITE_PULL_MESSAGE => {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use twinmq_runtime::Env;
 use twinmq_storage::{AppendedMessage, FlushPolicy, NewMessage};
 
+use super::ha::BrokerRole;
 use super::processor::{BrokerProcessor, lock, number};
 use super::schedule::{Hold, placement};
 use super::tables::TopicConfigEntry;
@@ -93,6 +94,26 @@ impl<E: Env> BrokerProcessor<E> {
             self.registered.notify_one();
         }
         Ok(entry)
+    }
+
+    /// Waits until the CommitLog up to `end` is as safe as the broker promises: on disk with
+    /// SYNC_FLUSH, on a slave with SYNC_MASTER. Returns the answer's code.
+    async fn wait_until_safe(&self, end: u64) -> i32 {
+        let timeout = Duration::from_millis(self.config.sync_timeout_ms);
+        if self.config.store.flush == FlushPolicy::Sync {
+            self.flush_signal.request();
+            let waited = tokio::time::timeout(timeout, self.durable.wait_for(end)).await;
+            if !matches!(waited, Ok(Ok(()))) {
+                return FLUSH_DISK_TIMEOUT;
+            }
+        }
+        if self.config.ha.role == BrokerRole::SyncMaster
+            && let Err(code) =
+                self.ha.wait_for_slave(end, self.config.ha.max_gap_bytes, timeout).await
+        {
+            return code;
+        }
+        SUCCESS
     }
 
     /// Stores messages (one or a batch) for one queue and answers as RocketMQ does.
@@ -192,20 +213,14 @@ impl<E: Env> BrokerProcessor<E> {
         };
         self.arrived.notify_waiters();
         let Some(first) = appended.first() else { return refuse(SYSTEM_ERROR, "nothing stored") };
-        if self.config.store.flush == FlushPolicy::Sync {
-            self.flush_signal.request();
-            let end = appended.last().map_or(first.position_end, |a| a.position_end);
-            let waited =
-                tokio::time::timeout(Duration::from_secs(5), self.durable.wait_for(end)).await;
-            if !matches!(waited, Ok(Ok(()))) {
-                return refuse(FLUSH_DISK_TIMEOUT, "flush timed out");
-            }
-        }
+        let end = appended.last().map_or(first.position_end, |a| a.position_end);
+        // Stored either way: a timeout changes the answer's code, not what it says.
+        let code = self.wait_until_safe(end).await;
         let ids: Vec<String> = appended
             .iter()
             .map(|a| offset_message_id(self.store_host, a.physical_offset))
             .collect();
-        let mut response = RemotingCommand::response_to(request, SUCCESS, None)
+        let mut response = RemotingCommand::response_to(request, code, None)
             .with_field("msgId", ids.join(","))
             .with_field("queueId", queue_id)
             .with_field("queueOffset", first.queue_offset)

@@ -92,6 +92,18 @@ impl<F: Fs> TopicTable<F> {
         Ok((entry, true))
     }
 
+    /// Replaces every topic with `topics` (a slave copying its master) and persists them.
+    pub fn replace_all(
+        &mut self,
+        topics: BTreeMap<String, TopicConfigEntry>,
+    ) -> Result<(), StorageError> {
+        if topics != self.topics {
+            self.topics = topics;
+            self.persist()?;
+        }
+        Ok(())
+    }
+
     fn persist(&self) -> Result<(), StorageError> {
         let json = serde_json::to_vec_pretty(&self.topics).unwrap_or_default();
         write_atomically(&self.fs, &self.path, &json)
@@ -131,6 +143,19 @@ impl<F: Fs> ConsumerOffsets<F> {
     pub fn set(&mut self, topic: &str, group: &str, queue_id: u32, offset: u64) {
         self.table.entry(format!("{topic}@{group}")).or_default().insert(queue_id, offset);
         self.dirty = true;
+    }
+
+    /// Every committed offset: `topic@group` → queue → next offset.
+    pub fn table(&self) -> &BTreeMap<String, BTreeMap<u32, u64>> {
+        &self.table
+    }
+
+    /// Replaces every offset with `table` (a slave copying its master).
+    pub fn replace_all(&mut self, table: BTreeMap<String, BTreeMap<u32, u64>>) {
+        if table != self.table {
+            self.table = table;
+            self.dirty = true;
+        }
     }
 
     /// Writes the table if it changed.

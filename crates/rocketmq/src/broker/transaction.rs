@@ -358,6 +358,7 @@ impl<E: Env> BrokerProcessor<E> {
             tracing::error!(half = half.queue_offset, "could not store a given-up half message");
             return;
         }
+        self.arrived.notify_waiters();
         if let Err((_, error)) = self.record_resolution(half.queue_offset) {
             tracing::error!(%error, "could not resolve a given-up half message");
         }

@@ -237,9 +237,20 @@ impl<E: Env> ClientInstance<E> {
         Err(last)
     }
 
-    /// Every broker master address in the cached routes.
+    /// Every broker address in the cached routes that is written or read (masters, and slaves
+    /// standing in for a missing master).
     pub fn broker_addrs(&self) -> BTreeSet<String> {
-        lock(&self.routes).values().flat_map(|route| route.master_addrs.values().cloned()).collect()
+        lock(&self.routes)
+            .values()
+            .flat_map(|route| route.master_addrs.values().chain(route.read_addrs.values()).cloned())
+            .collect()
+    }
+
+    /// Where a broker group's queues are read, from any cached route.
+    pub fn read_addr(&self, broker_name: &str) -> Option<String> {
+        lock(&self.routes)
+            .values()
+            .find_map(|route| route.read_addr(broker_name).map(str::to_owned))
     }
 
     /// The master address of a broker group, from any cached route.

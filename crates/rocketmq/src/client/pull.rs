@@ -145,17 +145,18 @@ pub fn expression_tags(expression: &str) -> Option<BTreeSet<String>> {
     (!tags.is_empty() && !tags.contains("*")).then_some(tags)
 }
 
-/// The master address of a queue's broker.
+/// Where a queue is read and its offsets kept: its broker group's master, or a slave while the
+/// group has no master (the slave serves pulls and takes offset commits meanwhile).
 pub async fn broker_addr<E: Env>(
     instance: &ClientInstance<E>,
     queue: &MessageQueue,
 ) -> Result<String, ClientError> {
-    if let Some(addr) = instance.master_addr(&queue.broker_name) {
+    if let Some(addr) = instance.read_addr(&queue.broker_name) {
         return Ok(addr);
     }
     let route = instance.route(&queue.topic).await?;
     route
-        .master_addr(&queue.broker_name)
+        .read_addr(&queue.broker_name)
         .map(str::to_owned)
         .ok_or_else(|| ClientError::NoRoute(queue.to_string()))
 }

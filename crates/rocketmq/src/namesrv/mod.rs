@@ -3,6 +3,7 @@
 
 pub mod route_info;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub struct NamesrvProcessor<E: Env> {
     env: E,
     /// The route tables.
     pub routes: Mutex<RouteInfo>,
+    /// Broker address → the connection it last registered through.
+    channels: Mutex<BTreeMap<String, SocketAddr>>,
 }
 
 impl<E: Env> NameServer<E> {
@@ -67,6 +70,7 @@ impl<E: Env> NameServer<E> {
         let processor = Arc::new(NamesrvProcessor {
             env: env.clone(),
             routes: Mutex::new(RouteInfo::default()),
+            channels: Mutex::new(BTreeMap::new()),
         });
         Ok(Self { env, config, listener, processor })
     }
@@ -117,6 +121,9 @@ impl<E: Env> Processor for NamesrvProcessor<E> {
         let response = match request.code {
             request_code::REGISTER_BROKER => match parse_registration(&request) {
                 Ok(registration) => {
+                    if let Ok(mut channels) = self.channels.lock() {
+                        channels.insert(registration.broker_addr.clone(), peer.addr);
+                    }
                     let (ha, master) = routes.register(registration, now_ms);
                     RemotingCommand::response_to(&request, SUCCESS, None)
                         .with_field("haServerAddr", ha)
@@ -175,6 +182,27 @@ impl<E: Env> Processor for NamesrvProcessor<E> {
             }
         };
         Some(response)
+    }
+
+    fn disconnected(&self, peer: &Peer) {
+        let gone: Vec<String> = match self.channels.lock() {
+            Ok(mut channels) => {
+                let gone = channels
+                    .iter()
+                    .filter(|(_, channel)| **channel == peer.addr)
+                    .map(|(broker, _)| broker.clone())
+                    .collect();
+                channels.retain(|_, channel| *channel != peer.addr);
+                gone
+            }
+            Err(_) => return,
+        };
+        if let Ok(mut routes) = self.routes.lock() {
+            for broker in gone {
+                tracing::warn!(%broker, "broker connection closed; removed from the routes");
+                routes.unregister(&broker);
+            }
+        }
     }
 }
 

@@ -16,7 +16,9 @@ use super::frame::try_frame;
 /// Largest frame a client accepts.
 pub const CLIENT_FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-type Waiters = Arc<std::sync::Mutex<BTreeMap<i32, oneshot::Sender<RemotingCommand>>>>;
+/// Requests awaiting their response, by opaque; `None` once the connection is closed, so that a
+/// request made after that fails at once instead of waiting for ever.
+type Waiters = Arc<std::sync::Mutex<Option<BTreeMap<i32, oneshot::Sender<RemotingCommand>>>>>;
 
 /// A connection with requests in flight.
 pub struct RemotingClient<N: Net> {
@@ -47,20 +49,30 @@ impl<N: Net> RemotingClient<N> {
     ) -> std::io::Result<Self> {
         let stream = net.connect(addr).await?;
         let (mut reader, writer) = tokio::io::split(stream);
-        let waiters: Waiters = Arc::default();
+        let waiters: Waiters = Arc::new(std::sync::Mutex::new(Some(BTreeMap::new())));
         let pending = Arc::clone(&waiters);
         let reading = tokio::spawn(async move {
             let mut buffer = BytesMut::with_capacity(64 * 1024);
-            loop {
+            'reading: loop {
                 match reader.read_buf(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                while let Ok(Some(frame)) = try_frame(&mut buffer, CLIENT_FRAME_BYTES_MAX) {
-                    let Ok(command) = RemotingCommand::decode(frame) else { return };
+                loop {
+                    let command = match try_frame(&mut buffer, CLIENT_FRAME_BYTES_MAX) {
+                        Ok(Some(frame)) => RemotingCommand::decode(frame).ok(),
+                        Ok(None) => break,
+                        Err(_) => None,
+                    };
+                    let Some(command) = command else {
+                        tracing::warn!("unreadable frame from the server; closing the connection");
+                        break 'reading;
+                    };
                     if command.is_response() {
-                        let waiter =
-                            pending.lock().ok().and_then(|mut w| w.remove(&command.opaque));
+                        let waiter = pending
+                            .lock()
+                            .ok()
+                            .and_then(|mut w| w.as_mut()?.remove(&command.opaque));
                         if let Some(waiter) = waiter {
                             let _ = waiter.send(command);
                         }
@@ -70,7 +82,7 @@ impl<N: Net> RemotingClient<N> {
                 }
             }
             if let Ok(mut waiting) = pending.lock() {
-                waiting.clear();
+                *waiting = None;
             }
         });
         Ok(Self { writer: Mutex::new(writer), waiters, opaque: AtomicI32::new(0), reader: reading })
@@ -80,7 +92,7 @@ impl<N: Net> RemotingClient<N> {
     pub async fn request(&self, mut request: RemotingCommand) -> Option<RemotingCommand> {
         request.opaque = self.opaque.fetch_add(1, Ordering::Relaxed);
         let (waiter, answer) = oneshot::channel();
-        self.waiters.lock().ok()?.insert(request.opaque, waiter);
+        self.waiters.lock().ok()?.as_mut()?.insert(request.opaque, waiter);
         self.write(&request).await.ok()?;
         answer.await.ok()
     }

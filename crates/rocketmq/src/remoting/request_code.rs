@@ -48,5 +48,9 @@ pub const REGISTER_TOPIC_IN_NAMESRV: i32 = 217;
 pub const SEND_MESSAGE_V2: i32 = 310;
 /// Send a batch of messages to one queue.
 pub const SEND_BATCH_MESSAGE: i32 = 320;
+/// Every topic's configuration (a slave copies its master's).
+pub const GET_ALL_TOPIC_CONFIG: i32 = 21;
+/// Every committed consumer offset (a slave copies its master's).
+pub const GET_ALL_CONSUMER_OFFSET: i32 = 43;
 /// Pull for the lite pull consumer.
 pub const LITE_PULL_MESSAGE: i32 = 361;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use twinmq_rocketmq::broker::{Broker, BrokerConfig, BrokerProcessor, register_all};
+use twinmq_rocketmq::broker::{Broker, BrokerConfig, BrokerProcessor};
 use twinmq_rocketmq::client::ClientConfig;
 use twinmq_rocketmq::namesrv::{NameServer, NamesrvConfig};
 use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
@@ -81,9 +81,9 @@ impl Cluster {
             let broker = Broker::bind(env.clone(), config).await.unwrap();
             let addr = broker.local_addr().to_string();
             let processor = broker.processor();
-            register_all(&processor).await;
             let broker_shutdown = Shutdown::new();
             let task = tokio::spawn(broker.run(broker_shutdown.clone()));
+            processor.register_now().await;
             brokers.push(BrokerHandle { addr, processor, shutdown: broker_shutdown, task });
         }
         Self {
@@ -120,7 +120,7 @@ impl Cluster {
                 Bytes::new(),
             );
             assert_eq!(client.request(request).await.unwrap().code, 0);
-            register_all(&broker.processor).await;
+            broker.processor.register_now().await;
         }
     }
 

@@ -128,7 +128,7 @@ impl<E: Env> Inner<E> {
 
     /// The group's members as a broker of `route` knows them.
     async fn members(&self, route: &TopicRoute) -> Membership {
-        let Some(addr) = route.master_addrs.values().next() else { return Membership::Unknown };
+        let Some(addr) = route.read_addrs.values().next() else { return Membership::Unknown };
         let request = request_with(
             request_code::GET_CONSUMER_LIST_BY_GROUP,
             &[("consumerGroup", self.config.group.clone())],

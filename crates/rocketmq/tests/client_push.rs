@@ -416,3 +416,69 @@ async fn a_broadcasting_member_resumes_from_its_local_offsets_file() {
     producer.shutdown().await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_timestamp_only_messages_stored_since_then_arrive() {
+    let cluster = Cluster::start(|_| {}).await;
+    cluster.create_topic("since", 4).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p"), "pg").await;
+    for i in 0..8 {
+        producer.send(&Message::new("since", format!("old-{i}"))).await.unwrap();
+    }
+    let inspector = PullConsumer::new(cluster.env.clone(), cluster.client("i"), "inspect");
+    let mut last_old_ms = 0;
+    for queue in inspector.fetch_queues("since").await.unwrap() {
+        let pulled = inspector.pull(&queue, "*", 0, 32).await.unwrap();
+        for message in pulled.messages {
+            last_old_ms = last_old_ms.max(message.record.store_timestamp);
+        }
+    }
+    // The boundary must fall between two stored messages: let the clock pass the last old one.
+    while twinmq_runtime::Env::clock(&cluster.env).now_ms() <= last_old_ms {
+        tokio::task::yield_now().await;
+    }
+    for i in 0..8 {
+        producer.send(&Message::new("since", format!("new-{i}"))).await.unwrap();
+    }
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let config = PushConsumerConfig {
+        model: MessageModel::Broadcasting,
+        consume_from: ConsumeFrom::Timestamp(last_old_ms + 1),
+        ..fast("tg")
+    };
+    let since = consumer(&cluster, "S", config, "since", tx, |_| ConsumeResult::Success);
+    let got = receive(&mut deliveries, 8).await;
+    assert!(got.iter().all(|d| d.body.starts_with("new-")), "{got:?}");
+    assert_eq!(got.iter().map(|d| d.body.as_str()).collect::<BTreeSet<_>>().len(), 8);
+
+    since.shutdown().await;
+    inspector.shutdown().await;
+    producer.shutdown().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_panics_gets_the_message_again() {
+    let cluster = Cluster::start(|config| config.delay_levels_ms = vec![100; 18]).await;
+    cluster.create_topic("fragile", 4).await;
+    let producer = Producer::start(cluster.env.clone(), cluster.client("p"), "pg").await;
+    let (tx, mut deliveries) = mpsc::unbounded_channel();
+    let panicked = std::sync::atomic::AtomicBool::new(false);
+    let fragile = consumer(&cluster, "F", fast("fg"), "fragile", tx, move |_| {
+        if !panicked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a handler bug, once");
+        }
+        ConsumeResult::Success
+    });
+    owned_once(&fragile, "fragile", |q| q.len() == 4).await;
+    producer.send(&Message::new("fragile", "again")).await.unwrap();
+    let got = receive(&mut deliveries, 2).await;
+    assert_eq!(
+        got.iter().map(|d| (d.body.as_str(), d.reconsume_times)).collect::<Vec<_>>(),
+        [("again", 0), ("again", 1)],
+        "the panic counted as reconsume-later, the queue lived on"
+    );
+    fragile.shutdown().await;
+    producer.shutdown().await;
+    cluster.stop().await;
+}

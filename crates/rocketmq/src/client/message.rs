@@ -8,9 +8,22 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rand::RngCore;
 use twinmq_runtime::Rng;
 
-use super::MessageQueue;
+use super::{ClientError, MessageQueue};
 use crate::message::{MessageRecord, RecordError, offset_message_id};
 use crate::remoting::properties::{self, DELAY, KEYS, RETRY_TOPIC, TAGS, UNIQ_KEY, WAIT};
+
+/// Longest topic name (RocketMQ `TopicValidator.TOPIC_MAX_LENGTH`; the stored record's topic
+/// length is one byte).
+pub const TOPIC_BYTES_MAX: usize = 127;
+
+/// Topics a producer may not send to directly (RocketMQ `TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET`).
+const SYSTEM_TOPICS: [&str; 5] = [
+    "SCHEDULE_TOPIC_XXXX",
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    super::DEFAULT_TOPIC,
+];
 
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +80,34 @@ impl Message {
     pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.insert(name.into(), value.into());
         self
+    }
+
+    /// Checks what RocketMQ's `Validators.checkMessage` checks before anything is sent: a
+    /// topic of at most 127 of `%|a-zA-Z0-9_-`, not a system topic; a body neither empty nor
+    /// over `body_bytes_max`.
+    pub fn validate(&self, body_bytes_max: usize) -> Result<(), ClientError> {
+        let topic_ok = !self.topic.is_empty()
+            && self.topic.len() <= TOPIC_BYTES_MAX
+            && self.topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"%|_-".contains(&b));
+        if !topic_ok {
+            return Err(ClientError::Invalid(format!(
+                "topic {:?} is not a valid topic name",
+                self.topic
+            )));
+        }
+        if SYSTEM_TOPICS.contains(&self.topic.as_str()) {
+            return Err(ClientError::Invalid(format!("topic {} is a system topic", self.topic)));
+        }
+        if self.body.is_empty() {
+            return Err(ClientError::Invalid("the message body is empty".into()));
+        }
+        if self.body.len() > body_bytes_max {
+            return Err(ClientError::Invalid(format!(
+                "the message body is {} bytes, over the limit of {body_bytes_max}",
+                self.body.len()
+            )));
+        }
+        Ok(())
     }
 
     /// The properties as sent: the user's, then TAGS, KEYS, DELAY, UNIQ_KEY and WAIT.
@@ -236,6 +277,16 @@ mod tests {
         assert_eq!(commit_log_offset("7F000001000051AF00000000000002D6"), Some(726));
         assert_eq!(commit_log_offset("short"), None);
         assert_eq!(commit_log_offset("7F000001000051AF0000000000000XYZ"), None);
+    }
+
+    #[test]
+    fn validation_refuses_bad_topics_system_topics_and_bad_bodies() {
+        assert!(Message::new("orders_2%x|y-z", "b").validate(10).is_ok());
+        for topic in ["", "has space", "TBW102", "SCHEDULE_TOPIC_XXXX", &"t".repeat(128)] {
+            assert!(Message::new(topic, "b").validate(10).is_err(), "{topic:?}");
+        }
+        assert!(Message::new("t", "").validate(10).is_err());
+        assert!(Message::new("t", "eleven char").validate(10).is_err());
     }
 
     #[test]

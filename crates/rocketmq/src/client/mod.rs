@@ -58,11 +58,13 @@ pub struct ClientConfig {
     pub route_refresh_interval_ms: u64,
     /// `heartbeatBrokerInterval`: how often every known broker hears from this client.
     pub heartbeat_interval_ms: u64,
+    /// `maxMessageSize`: the largest body a producer sends (bigger is refused before sending).
+    pub message_bytes_max: usize,
 }
 
 impl ClientConfig {
     /// RocketMQ's defaults: 3 s requests and sends, 2 send retries, 4 queues, routes every 30 s,
-    /// heartbeats every 30 s.
+    /// heartbeats every 30 s, 4 MiB messages.
     pub fn new(namesrv: Vec<String>, client_id: impl Into<String>) -> Self {
         Self {
             namesrv,
@@ -73,6 +75,7 @@ impl ClientConfig {
             default_topic_queue_nums: 4,
             route_refresh_interval_ms: 30_000,
             heartbeat_interval_ms: 30_000,
+            message_bytes_max: 4 * 1024 * 1024,
         }
     }
 }

@@ -172,6 +172,7 @@ impl<E: Env> Producer<E> {
 
     /// Sends without waiting for an answer (one attempt; only the write can fail).
     pub async fn send_oneway(&self, message: &Message) -> Result<(), ClientError> {
+        message.validate(self.shared.instance.config().message_bytes_max)?;
         let route = self.shared.instance.publish_route(&message.topic).await?;
         let queue = self.shared.choose(&route, None)?;
         let addr = master(&route, &queue)?;
@@ -184,6 +185,10 @@ impl<E: Env> Producer<E> {
         let Some(first) = messages.first() else {
             return Err(ClientError::Invalid("an empty batch".into()));
         };
+        let body_bytes_max = self.shared.instance.config().message_bytes_max;
+        for message in messages {
+            message.validate(body_bytes_max)?;
+        }
         if messages.iter().any(|m| m.topic != first.topic || m.delay_level > 0) {
             return Err(ClientError::Invalid(
                 "a batch is one topic and has no delayed messages".into(),
@@ -294,6 +299,7 @@ impl<E: Env> Shared<E> {
         Ok(pick.clone())
     }
 
+    /// One sync send to `target`, retried on another broker when it may help.
     async fn send(
         &self,
         message: &Message,
@@ -301,6 +307,7 @@ impl<E: Env> Shared<E> {
         sys_flag: i32,
         extra: BTreeMap<String, String>,
     ) -> Result<SendResult, ClientError> {
+        message.validate(self.instance.config().message_bytes_max)?;
         let mut route = self.instance.publish_route(&message.topic).await?;
         let attempts = match target {
             Target::Any => 1 + self.instance.config().send_retries,
@@ -382,6 +389,7 @@ impl<E: Env> Shared<E> {
         (request, id)
     }
 
+    /// Sends one SEND request and reads the broker's answer into a [`SendResult`].
     async fn await_send(
         &self,
         addr: &str,
@@ -422,6 +430,7 @@ impl<E: Env> Shared<E> {
         })
     }
 
+    /// HEART_BEAT's body: this client's producer groups.
     fn heartbeat_body(&self) -> serde_json::Value {
         serde_json::json!({
             "clientID": self.instance.config().client_id,

@@ -109,6 +109,7 @@ impl<E: Env> TransactionProducer<E> {
         Ok(TransactionSendResult { sent, local_state })
     }
 
+    /// Reports the local outcome of a half message (oneway END_TRANSACTION).
     async fn end_transaction(
         &self,
         sent: &SendResult,
@@ -155,6 +156,7 @@ struct EndTransaction<'a> {
     queue: &'a MessageQueue,
 }
 
+/// The END_TRANSACTION request, as the reference client sends it (remark "").
 fn end_request(end: EndTransaction<'_>) -> RemotingCommand {
     let mut request = request_with(
         request_code::END_TRANSACTION,

@@ -29,6 +29,7 @@ enum Membership {
 }
 
 impl<E: Env> Inner<E> {
+    /// One rebalance round; false when some part must be tried again soon.
     pub(super) async fn rebalance(
         self: &Arc<Self>,
         routes: &BTreeMap<String, Arc<TopicRoute>>,
@@ -180,6 +181,7 @@ impl<E: Env> Inner<E> {
         granted
     }
 
+    /// LOCK_BATCH_MQ or UNLOCK_BATCH_MQ for queues of one broker; `None` when it failed.
     async fn lock_request(&self, code: i32, queues: &[MessageQueue]) -> Option<RemotingCommand> {
         let first = queues.first()?;
         let addr = self.instance.master_addr(&first.broker_name)?;

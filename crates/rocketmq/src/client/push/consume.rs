@@ -15,6 +15,7 @@ use crate::remoting::properties::ORIGIN_MESSAGE_ID;
 use crate::remoting::request_code;
 
 impl<E: Env> Inner<E> {
+    /// One owned queue: pull (long polling), consume, advance the offset, until stopped.
     pub(super) async fn consume_queue(
         self: Arc<Self>,
         queue: MessageQueue,
@@ -76,7 +77,7 @@ impl<E: Env> Inner<E> {
         stop: &Shutdown,
     ) -> bool {
         for batch in messages.chunks(self.config.consume_batch_max.max(1)) {
-            if self.handler.consume(queue, batch) == ConsumeResult::Success {
+            if self.handle(queue, batch) == ConsumeResult::Success {
                 continue;
             }
             if self.config.model == MessageModel::Broadcasting {
@@ -108,9 +109,7 @@ impl<E: Env> Inner<E> {
                 if stop.is_triggered() {
                     return false;
                 }
-                if self.handler.consume(queue, std::slice::from_ref(&message))
-                    == ConsumeResult::Success
-                {
+                if self.handle(queue, std::slice::from_ref(&message)) == ConsumeResult::Success {
                     break;
                 }
                 if message.record.reconsume_times >= self.config.max_reconsume_times {
@@ -129,6 +128,18 @@ impl<E: Env> Inner<E> {
             self.offsets.update(queue, message.queue_offset() + 1);
         }
         true
+    }
+
+    /// Calls the handler; a panic counts as `ReconsumeLater` (as a listener's exception does in
+    /// RocketMQ) instead of silently killing the queue's task.
+    fn handle(&self, queue: &MessageQueue, messages: &[ReceivedMessage]) -> ConsumeResult {
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.handler.consume(queue, messages)
+        }));
+        called.unwrap_or_else(|_| {
+            tracing::error!(%queue, "message handler panicked; the messages will be consumed again");
+            ConsumeResult::ReconsumeLater
+        })
     }
 
     /// CONSUMER_SEND_MSG_BACK: the broker stores it again in the retry (or dead-letter) topic.

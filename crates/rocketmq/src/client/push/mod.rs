@@ -278,6 +278,7 @@ impl<E: Env> PushConsumer<E> {
 }
 
 impl<E: Env> Inner<E> {
+    /// Routes, heartbeats and rebalance rounds: at start, on a broker's notice, on a timer.
     async fn run_rebalance(self: Arc<Self>) {
         let heartbeat_every = self.instance.config().heartbeat_interval_ms.max(1);
         let mut heartbeat = tokio::time::interval(Duration::from_millis(heartbeat_every));
@@ -319,6 +320,7 @@ impl<E: Env> Inner<E> {
         }
     }
 
+    /// The routes of every subscribed topic the nameservers know.
     async fn refresh_routes(&self) -> BTreeMap<String, Arc<TopicRoute>> {
         let mut routes = BTreeMap::new();
         for topic in self.subscriptions.keys() {
@@ -332,6 +334,7 @@ impl<E: Env> Inner<E> {
         routes
     }
 
+    /// Publishes the owned queues, waking whoever waits on a change.
     fn set_assignment(&self, owned: BTreeSet<MessageQueue>) {
         let mut assignment = lock(&self.assignment);
         if *assignment != owned {
@@ -340,6 +343,7 @@ impl<E: Env> Inner<E> {
         }
     }
 
+    /// Commits changed offsets every `offset_persist_interval_ms`.
     async fn run_offset_persist(self: Arc<Self>) {
         loop {
             tokio::select! {
@@ -351,6 +355,7 @@ impl<E: Env> Inner<E> {
         }
     }
 
+    /// Turns NOTIFY_CONSUMER_IDS_CHANGED into an immediate rebalance.
     async fn run_callbacks(self: Arc<Self>, mut callbacks: mpsc::UnboundedReceiver<Callback>) {
         loop {
             let (addr, request) = tokio::select! {
@@ -370,6 +375,7 @@ impl<E: Env> Inner<E> {
         }
     }
 
+    /// HEART_BEAT's body: the group, its model, where it starts, its subscriptions.
     fn heartbeat_body(&self) -> serde_json::Value {
         let subscriptions: Vec<serde_json::Value> = self
             .subscriptions

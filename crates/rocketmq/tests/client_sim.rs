@@ -167,23 +167,6 @@ enum Fault {
     Partition,
 }
 
-impl Fault {
-    /// Whether two runs of one seed are expected to match. Not across a crash: the second run
-    /// of a seed in one process diverges from the first right at the crash, reproducibly, even
-    /// single-threaded and with `--cfg tokio_unstable`. The likely cause (not proven): turmoil's
-    /// `crash` drops the host's tokio runtime, tokio drops a runtime's tasks shard by shard,
-    /// sharded by task id — a process-wide counter — so which broker socket closes first (each
-    /// close sends its peer a segment whose latency is drawn from the world's rng) depends on
-    /// how many tasks the process spawned before. A harness wanting replayable crashes would
-    /// run each seed in a fresh process.
-    fn replays(self) -> bool {
-        match self {
-            Self::BrokerCrash => false,
-            Self::Partition => true,
-        }
-    }
-}
-
 /// A run whose broker (SYNC_FLUSH) suffers `fault` after [`FAULT_AFTER_ACKED`] acknowledged
 /// sends, for [`DOWN_FOR`]. Returns the trace and how many sends failed.
 fn run_with_fault(seed: u64, fault: Fault) -> (Vec<String>, usize) {
@@ -271,8 +254,8 @@ fn run_with_fault(seed: u64, fault: Fault) -> (Vec<String>, usize) {
     (trace, failed.load(Ordering::SeqCst))
 }
 
-/// Every message was delivered at least once, the fault was felt, and (where expected) the
-/// run replays.
+/// Every message was delivered at least once, the fault was felt, and the run replays (a crash
+/// too: it is a power-off, see `run_with_fault`).
 fn check_fault(seed: u64, fault: Fault) {
     let (trace, failed) = run_with_fault(seed, fault);
     assert!(failed > 0, "{fault:?} was felt by the producer (seed {seed})");
@@ -287,9 +270,7 @@ fn check_fault(seed: u64, fault: Fault) {
         expected.iter().map(String::as_str).collect(),
         "every message, at least once, despite {fault:?} (seed {seed})"
     );
-    if fault.replays() {
-        assert_eq!(run_with_fault(seed, fault), (trace, failed), "one seed, one trace");
-    }
+    assert_eq!(run_with_fault(seed, fault), (trace, failed), "one seed, one trace");
 }
 
 /// Seeds each fault scenario is tried with.

@@ -79,6 +79,14 @@ pub struct RocketmqBrokerArgs {
     /// 6m 7m 8m 9m 10m 20m 30m 1h 2h].
     #[arg(long)]
     message_delay_level: Option<String>,
+    /// `transactionTimeOut`: a half message younger than this is not checked back yet (ms)
+    /// [default: 6000].
+    #[arg(long)]
+    transaction_timeout_ms: Option<i64>,
+    /// `transactionCheckInterval`: the least time between two check-backs of one half message
+    /// (ms) [default: 60000].
+    #[arg(long)]
+    transaction_check_interval_ms: Option<u64>,
 }
 
 /// When appends are made durable.
@@ -289,6 +297,10 @@ fn rocketmq_broker_config(
             .map_err(anyhow::Error::msg)
             .context("--message-delay-level")?;
     }
+    config.transaction_timeout_ms =
+        pick!(transaction_timeout_ms).unwrap_or(config.transaction_timeout_ms);
+    config.transaction_check_interval_ms =
+        pick!(transaction_check_interval_ms).unwrap_or(config.transaction_check_interval_ms);
     Ok(config)
 }
 

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+pub mod rocketmq;
+pub use rocketmq::{RemotingConnection, RemotingReply, RocketmqCluster, RocketmqServer};
+
 /// The `twinmq` binary built alongside the tests (`target/<profile>/twinmq`).
 ///
 /// Test binaries live in `target/<profile>/deps/`; the workspace's one binary sits one level up.

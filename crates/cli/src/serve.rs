@@ -89,6 +89,14 @@ pub struct RocketmqBrokerArgs {
     /// `haMasterAddress`: a slave's master HA address [default: learned from the nameservers].
     #[arg(long)]
     ha_master: Option<String>,
+    /// `transactionTimeOut`: a half message younger than this is not checked back yet (ms)
+    /// [default: 6000].
+    #[arg(long)]
+    transaction_timeout_ms: Option<i64>,
+    /// `transactionCheckInterval`: the least time between two check-backs of one half message
+    /// (ms) [default: 60000].
+    #[arg(long)]
+    transaction_check_interval_ms: Option<u64>,
 }
 
 /// When appends are made durable.
@@ -306,6 +314,10 @@ fn rocketmq_broker_config(
             .map_err(anyhow::Error::msg)
             .context("--message-delay-level")?;
     }
+    config.transaction_timeout_ms =
+        pick!(transaction_timeout_ms).unwrap_or(config.transaction_timeout_ms);
+    config.transaction_check_interval_ms =
+        pick!(transaction_check_interval_ms).unwrap_or(config.transaction_check_interval_ms);
     Ok(config)
 }
 

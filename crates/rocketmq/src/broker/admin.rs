@@ -32,6 +32,12 @@ struct LockRequest {
     mq_set: Vec<MessageQueue>,
 }
 
+/// RocketMQ's topic name rule (`TopicValidator`), the one the CommitLog enforces on append.
+fn valid_topic_name(topic: &str) -> bool {
+    (1..=127).contains(&topic.len())
+        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"%|-_#".contains(&b))
+}
+
 impl<E: Env> BrokerProcessor<E> {
     /// UPDATE_AND_CREATE_TOPIC: creates the topic (or keeps the existing one).
     pub(super) fn create_topic(&self, request: &RemotingCommand) -> RemotingCommand {
@@ -42,6 +48,14 @@ impl<E: Env> BrokerProcessor<E> {
                 Some("topic missing".into()),
             );
         };
+        if !valid_topic_name(topic) {
+            // The CommitLog would refuse every message for it; do not advertise it either.
+            return RemotingCommand::response_to(
+                request,
+                SYSTEM_ERROR,
+                Some(format!("topic {topic:?}: 1 to 127 characters of [A-Za-z0-9%|_#-]")),
+            );
+        }
         let queues = number(request.field("writeQueueNums")).unwrap_or(self.config.default_queues);
         match lock(&self.topics).get_or_create(topic, queues) {
             Ok(_) => {

@@ -10,12 +10,16 @@ use twinmq_storage::{AppendedMessage, FlushPolicy, NewMessage};
 
 use super::ha::BrokerRole;
 use super::processor::{BrokerProcessor, lock, number};
-use super::schedule::{Hold, placement};
+use super::schedule::{Hold, SCHEDULE_TOPIC, placement};
 use super::tables::TopicConfigEntry;
+use super::transaction::{GIVEN_UP_TOPIC, HALF_TOPIC, OP_TOPIC};
 use crate::message::{MessageRecord, offset_message_id};
 use crate::remoting::properties::{self, KEYS, UNIQ_KEY};
 use crate::remoting::response_code::*;
 use crate::remoting::{Peer, RemotingCommand};
+
+/// Topics only the broker writes to.
+const BROKER_OWN_TOPICS: [&str; 4] = [SCHEDULE_TOPIC, HALF_TOPIC, OP_TOPIC, GIVEN_UP_TOPIC];
 
 /// A header field by its long name, or its one-letter SEND_MESSAGE_V2 name.
 fn send_field<'a>(request: &'a RemotingCommand, long: &str, short: &str) -> Option<&'a str> {
@@ -129,6 +133,11 @@ impl<E: Env> BrokerProcessor<E> {
         let Some(topic) = send_field(request, "topic", "b") else {
             return refuse(MESSAGE_ILLEGAL, "topic missing");
         };
+        if BROKER_OWN_TOPICS.contains(&topic) {
+            // A client's message there would be taken for the broker's own: a delayed or half
+            // message without REAL_TOPIC stalls its queue forever (RocketMQ `isNotAllowedSendTopic`).
+            return refuse(NO_PERMISSION, &format!("sending to system topic {topic} is forbidden"));
+        }
         if messages.iter().any(|(_, body, _)| body.len() > self.config.message_bytes_max) {
             return refuse(MESSAGE_ILLEGAL, "message body too large");
         }

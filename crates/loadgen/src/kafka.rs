@@ -281,8 +281,11 @@ async fn produce<N: Net>(
     recorder
 }
 
+/// An answer to wait for. Unconstrained: tokio's cooperative budget would otherwise let a
+/// task poll only ~128 answers per turn, and with thousands in flight acknowledgements would
+/// be recorded long after they arrived.
 fn pending(sent_us: u64, answer: oneshot::Receiver<SendResult>) -> Pending {
-    Box::pin(answer.map(move |result| (sent_us, result.ok())))
+    Box::pin(tokio::task::unconstrained(answer.map(move |result| (sent_us, result.ok()))))
 }
 
 /// Records the acknowledgements that come in until `at`.

@@ -16,13 +16,31 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn unbuilt_subcommands_fail_loudly() {
-    for args in [&["sim"][..], &["bench"], &["compare"]] {
+    for args in [&["sim"][..], &["compare"]] {
         let command = args[0];
         let output = Command::new(twinmq_binary()).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{command} must exit 2");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains("not built yet"), "{command} said: {stderr}");
     }
+}
+
+#[test]
+fn bench_refuses_a_bad_target_naming_it() {
+    let output = Command::new(twinmq_binary())
+        .args(["bench", "--target", "amqp://127.0.0.1:5672"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("unknown scheme `amqp`"), "bench said: {stderr}");
+    let output = Command::new(twinmq_binary())
+        .args(["bench", "--target", "kafka://127.0.0.1:9092", "--message-bytes", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("message_bytes = 8"), "bench said: {stderr}");
 }
 
 #[test]

@@ -31,6 +31,11 @@ const EXEMPTIONS: &[(&str, &str, &str)] = &[
     ("crates/runtime/", "*", "the seams themselves"),
     ("benches/", "std::fs", "the machine's ceiling is a plain std::fs loop"),
     ("benches/", "Instant::now", "benchmarks measure wall time"),
+    (
+        "crates/loadgen/src/",
+        "Instant::now",
+        "the load generator measures time (tokio::time: virtual in the simulator)",
+    ),
     ("tests/", "std::fs", "end-to-end tests prepare real directories"),
     ("tests/", "Instant::now", "end-to-end tests bound real processes"),
     ("crates/storage/tests/", "std::fs", "crash tests damage real files by hand"),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod dump;
 mod serve;
 
@@ -24,7 +25,7 @@ enum Command {
     /// Run deterministic fault-injection simulations of either model.
     Sim(Pending),
     /// Load-generate against a Kafka or RocketMQ endpoint and record throughput and latency.
-    Bench(Pending),
+    Bench(Box<bench::BenchArgs>),
     /// Measure both models on the same machine and workload and write a report.
     Compare(Pending),
     /// Print a data directory's segments, commit log and consume queues entry by entry.
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(serve) => serve::run(serve),
         Command::Sim(_) => not_built("sim", "the simulation issue"),
-        Command::Bench(_) => not_built("bench", "the load generator issue"),
+        Command::Bench(args) => bench::run(*args),
         Command::Compare(_) => not_built("compare", "the comparison report issue"),
         Command::Dump { dir } => dump::run(&dir),
     };

@@ -25,6 +25,11 @@ const MESSAGES: usize = 60;
 
 /// A simulation with a nameserver and a broker (flushing by `flush`) on it.
 fn cluster(seed: u64, flush: FlushPolicy) -> turmoil::Sim<'static> {
+    cluster_expiring(seed, flush, 120_000)
+}
+
+/// As [`cluster`], the broker dropping clients silent for `client_expiry_ms`.
+fn cluster_expiring(seed: u64, flush: FlushPolicy, client_expiry_ms: i64) -> turmoil::Sim<'static> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
@@ -46,6 +51,8 @@ fn cluster(seed: u64, flush: FlushPolicy) -> turmoil::Sim<'static> {
             "/data/broker".into(),
         );
         config.broker_ip = Some(ip);
+        config.client_expiry_ms = client_expiry_ms;
+        config.client_scan_interval_ms = 1_000;
         config.store = CommitLogConfig {
             file_bytes: 4 << 20,
             consume_queue_entries_per_file: 4_096,
@@ -160,7 +167,8 @@ const DOWN_FOR: Duration = Duration::from_secs(3);
 /// What goes wrong mid-run.
 #[derive(Debug, Clone, Copy)]
 enum Fault {
-    /// The broker crashes (losing unsynced writes and every connection) and restarts.
+    /// The broker loses power (cut off, then crashed: unsynced writes and every connection
+    /// gone, its peers hear nothing) and restarts.
     BrokerCrash,
     /// The network between the application and the broker drops everything, then heals (the
     /// streams it cut stay dead: turmoil does not retransmit).
@@ -290,16 +298,31 @@ fn a_partition_between_client_and_broker_heals_without_loss() {
     }
 }
 
+/// How `member-b` goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberLoss {
+    /// Its process crashes: its connections close and the broker sees them go. (The order
+    /// they close in is not a function of the seed, so such runs are not replayed.)
+    ProcessCrash,
+    /// Its machine loses power: silence. Only the broker's expiry of silent clients (5 s here,
+    /// with heartbeats every second) notices.
+    PowerOff,
+}
+
 /// A run with two members of one group, `member-b` on its own host; once they have split the
-/// queues, `member-b`'s host crashes. Neither member rebalances on a timer (hour-long
-/// intervals), so the survivor can only learn of it from the broker. Returns the deliveries.
-fn run_with_member_crash(seed: u64) -> Vec<String> {
-    let mut sim = cluster(seed, FlushPolicy::Sync);
+/// queues, `member-b` is lost. Neither member rebalances on a timer (hour-long intervals), so
+/// the survivor can only learn of the loss from the broker. Returns the deliveries.
+fn run_with_member_loss(seed: u64, loss: MemberLoss) -> Vec<String> {
+    let (client_expiry_ms, heartbeat_interval_ms) = match loss {
+        MemberLoss::ProcessCrash => (120_000, 3_600_000),
+        MemberLoss::PowerOff => (5_000, 1_000),
+    };
+    let mut sim = cluster_expiring(seed, FlushPolicy::Sync, client_expiry_ms);
     let patient = |config: PushConsumerConfig| PushConsumerConfig {
         rebalance_interval_ms: 3_600_000,
         ..config
     };
-    let member = |id: &str| ClientConfig { heartbeat_interval_ms: 3_600_000, ..client(id) };
+    let member = move |id: &str| ClientConfig { heartbeat_interval_ms, ..client(id) };
     sim.host("member-b", move || async move {
         let env = SimEnv::for_host(seed, "member-b");
         let _member = PushConsumer::start(
@@ -354,6 +377,11 @@ fn run_with_member_crash(seed: u64) -> Vec<String> {
     let mut crashed = false;
     while !sim.step().expect("the survivor takes over before the simulation's time runs out") {
         if !crashed && split.load(Ordering::SeqCst) == 1 {
+            if loss == MemberLoss::PowerOff {
+                for peer in ["broker", "namesrv", "app"] {
+                    sim.partition("member-b", peer);
+                }
+            }
             sim.crash("member-b");
             crashed = true;
         }
@@ -365,9 +393,24 @@ fn run_with_member_crash(seed: u64) -> Vec<String> {
 #[test]
 fn a_crashed_members_queues_go_to_the_survivor_on_the_brokers_notice() {
     for seed in FAULT_SEEDS {
-        let delivered = run_with_member_crash(seed);
+        let delivered = run_with_member_loss(seed, MemberLoss::ProcessCrash);
         let bodies: BTreeSet<&str> =
             delivered.iter().filter_map(|line| line.split(' ').nth(1)).collect();
         assert_eq!(bodies.len(), MESSAGES, "seed {seed}: every message reached the survivor");
+    }
+}
+
+#[test]
+fn a_powered_off_members_queues_go_to_the_survivor_once_the_broker_expires_it() {
+    for seed in FAULT_SEEDS {
+        let delivered = run_with_member_loss(seed, MemberLoss::PowerOff);
+        let bodies: BTreeSet<&str> =
+            delivered.iter().filter_map(|line| line.split(' ').nth(1)).collect();
+        assert_eq!(bodies.len(), MESSAGES, "seed {seed}: every message reached the survivor");
+        assert_eq!(
+            run_with_member_loss(seed, MemberLoss::PowerOff),
+            delivered,
+            "one seed, one run"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod ha;
+pub mod housekeeping;
 pub mod processor;
 pub mod retry;
 pub mod schedule;
@@ -73,6 +74,11 @@ pub struct BrokerConfig {
     pub sync_timeout_ms: u64,
     /// Role and master/slave replication.
     pub ha: ha::HaConfig,
+    /// `channelExpiredTimeout`: a client not heard from (heartbeat) for this long is dropped
+    /// from its groups, as if its connection had closed.
+    pub client_expiry_ms: i64,
+    /// How often silent clients are looked for (RocketMQ's ClientHousekeepingService: 10 s).
+    pub client_scan_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -103,6 +109,8 @@ impl BrokerConfig {
             transaction_check_max: 15,
             sync_timeout_ms: 5_000,
             ha: ha::HaConfig::default(),
+            client_expiry_ms: 120_000,
+            client_scan_interval_ms: 10_000,
         }
     }
 }
@@ -210,6 +218,8 @@ impl<E: Env> Broker<E> {
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
         let persisting =
             tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
+        let housekeeping =
+            tokio::spawn(housekeeping::run(Arc::clone(&processor), shutdown.clone()));
         // A master schedules, checks transactions and feeds its slaves; a slave only copies.
         let mut tasks = Vec::new();
         match self.ha_listener {
@@ -241,6 +251,7 @@ impl<E: Env> Broker<E> {
         .await;
         let _ = registration.await;
         let _ = persisting.await;
+        let _ = housekeeping.await;
         for task in tasks {
             let _ = task.await;
         }

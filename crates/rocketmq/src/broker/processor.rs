@@ -388,7 +388,7 @@ impl<E: Env> BrokerProcessor<E> {
     }
 
     /// Tells every member of a group to rebalance (oneway NOTIFY_CONSUMER_IDS_CHANGED).
-    fn notify_group_changed(&self, name: &str) {
+    pub(super) fn notify_group_changed(&self, name: &str) {
         let groups = lock(&self.groups);
         let Some(group) = groups.get(name) else { return };
         for (peer, _) in group.clients.values() {

@@ -14,7 +14,7 @@ use crate::twinmq_binary;
 const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
 /// The topic a broker registers for auto-creation; its route exists once the broker registered.
 const DEFAULT_TOPIC: &str = "TBW102";
-/// How long a broker may take to appear in its nameserver's routes.
+/// How long a broker or a topic may take to appear in the nameserver's routes.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(30);
 
 /// A `twinmq serve rocketmq-namesrv` or `rocketmq-broker` process, killed when dropped.
@@ -117,21 +117,25 @@ impl RocketmqCluster {
         let namesrv = RocketmqServer::namesrv(dir);
         let broker = RocketmqServer::broker(&namesrv.addr, &dir.join("broker"), broker_flags);
         let cluster = Self { namesrv, broker };
+        cluster.wait_until_routed(DEFAULT_TOPIC);
+        cluster
+    }
+
+    /// Waits until the nameserver routes `topic` to the broker: a topic the broker created on
+    /// a first send reaches the nameserver a moment later, and a consumer that looks it up
+    /// before then only looks again 30 s later.
+    pub fn wait_until_routed(&self, topic: &str) {
         let deadline = Instant::now() + REGISTRATION_WAIT;
         loop {
-            let mut connection = RemotingConnection::connect(&cluster.namesrv.addr);
-            let reply =
-                connection.request(GET_ROUTEINFO_BY_TOPIC, &[("topic", DEFAULT_TOPIC)], &[]);
-            if reply.code == 0
-                && String::from_utf8_lossy(&reply.body).contains(&cluster.broker.addr)
-            {
-                return cluster;
+            let mut connection = RemotingConnection::connect(&self.namesrv.addr);
+            let reply = connection.request(GET_ROUTEINFO_BY_TOPIC, &[("topic", topic)], &[]);
+            if reply.code == 0 && String::from_utf8_lossy(&reply.body).contains(&self.broker.addr) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the broker did not register within {REGISTRATION_WAIT:?}\n{}\n{}",
-                cluster.namesrv.log(),
-                cluster.broker.log()
+                "{topic} was not routed within {REGISTRATION_WAIT:?}\n{}",
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

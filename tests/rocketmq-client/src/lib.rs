@@ -13,6 +13,7 @@ use rocketmq_client_rust::{
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 
 /// How long a test waits for a condition before it fails: long enough for the client's 20 s
@@ -67,6 +68,23 @@ pub async fn start_producer(namesrv: &str, group: &str) -> DefaultMQProducer {
         .build();
     producer.start().await.expect("the producer starts");
     producer
+}
+
+/// The topic's queues a producer can send to, once the nameserver routes the topic: a topic
+/// auto-created by a first send reaches the nameserver a moment later (the broker registers it
+/// asynchronously, as RocketMQ's does).
+pub async fn publish_queues(producer: &mut DefaultMQProducer, topic: &str) -> Vec<MessageQueue> {
+    let deadline = Instant::now() + CONDITION_WAIT;
+    loop {
+        match producer.fetch_publish_message_queues(topic).await {
+            Ok(queues) if !queues.is_empty() => return queues,
+            other => assert!(
+                Instant::now() < deadline,
+                "no route to {topic} after {CONDITION_WAIT:?}: {other:?}"
+            ),
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
 }
 
 /// A message as a listener saw it, with the time it saw it.

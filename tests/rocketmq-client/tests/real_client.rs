@@ -6,6 +6,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use rocketmq_client_rust::{LocalTransactionState, TransactionListener, TransactionMQProducer};
 use rocketmq_model::common::message::MessageTrait;
@@ -16,7 +17,8 @@ use rocketmq_model::result::SendStatus;
 use tokio::task::JoinSet;
 use twinmq_e2e::{RemotingConnection, RocketmqCluster};
 use twinmq_e2e_rocketmq_client::{
-    ConsumerOptions, Verdict, client_runtime, start_producer, start_push_consumer, wait_until,
+    CONDITION_WAIT, ConsumerOptions, Inbox, Verdict, client_runtime, publish_queues,
+    start_producer, start_push_consumer, wait_until,
 };
 
 /// Messages per send mode.
@@ -115,6 +117,7 @@ async fn sync_oneway_and_batch_sends_are_each_consumed_exactly_once() {
     while let Some(done) = senders.join_next().await {
         done.expect("sync sender");
     }
+    cluster.wait_until_routed(topic);
     let (mut consumer, inbox) = start_push_consumer(
         &namesrv,
         "send-modes-consumer",
@@ -192,6 +195,7 @@ async fn messages_of_one_key_reach_an_orderly_consumer_in_send_order() {
     }
     producer.shutdown().await;
 
+    cluster.wait_until_routed(topic);
     let options = ConsumerOptions { orderly: true, ..ConsumerOptions::default() };
     let (mut consumer, inbox) =
         start_push_consumer(&namesrv, "ordered-consumer", topic, "*", options).await;
@@ -231,6 +235,7 @@ async fn tag_expression_delivers_only_the_subscribed_tags() {
         let tag = tags[i % 4];
         producer.send(message(topic, tag, &format!("{tag}-{i}"))).await.expect("send");
     }
+    cluster.wait_until_routed(topic);
     let (mut consumer, inbox) = start_push_consumer(
         &namesrv,
         "tag-consumer",
@@ -241,7 +246,7 @@ async fn tag_expression_delivers_only_the_subscribed_tags() {
     .await;
     // A TagC fence at the end of every queue: once all fences are in, every message before
     // them has been pulled, so a TagB or TagD that got through would be in the inbox too.
-    let queues = producer.fetch_publish_message_queues(topic).await.expect("queues");
+    let queues = publish_queues(&mut producer, topic).await;
     for (n, queue) in queues.iter().enumerate() {
         producer
             .send_to_queue(message(topic, "TagC", &format!("fence-{n}")), queue.clone())
@@ -281,6 +286,7 @@ async fn delayed_message_is_stored_for_consumers_only_after_its_level_delay() {
     let topic = "Delayed";
     let producer = start_producer(&namesrv, "delay-producer").await;
     producer.send(message(topic, "Now", "now")).await.expect("send");
+    cluster.wait_until_routed(topic);
     let (mut consumer, inbox) =
         start_push_consumer(&namesrv, "delay-consumer", topic, "*", ConsumerOptions::default())
             .await;
@@ -313,7 +319,7 @@ async fn group_members_split_queues_survivor_takes_over_and_restart_resumes_at_c
     let (topic, group) = ("Shared", "shared-group");
     let mut producer = start_producer(&namesrv, "shared-producer").await;
     producer.send(message(topic, "T", "create")).await.expect("send");
-    let queues = producer.fetch_publish_message_queues(topic).await.expect("queues");
+    let queues = publish_queues(&mut producer, topic).await;
     assert_eq!(queues.len(), 4);
     let options = ConsumerOptions::default();
     let (mut first, first_inbox) = start_push_consumer(&namesrv, group, topic, "*", options).await;
@@ -322,7 +328,7 @@ async fn group_members_split_queues_survivor_takes_over_and_restart_resumes_at_c
 
     // Rounds of one message per queue until a whole round shows the queues split two and two.
     let mut round = 0;
-    let deadline = std::time::Instant::now() + twinmq_e2e_rocketmq_client::CONDITION_WAIT;
+    let deadline = Instant::now() + CONDITION_WAIT;
     loop {
         round += 1;
         let bodies: Vec<String> = (0..4).map(|q| format!("round-{round}-q{q}")).collect();
@@ -340,7 +346,7 @@ async fn group_members_split_queues_survivor_takes_over_and_restart_resumes_at_c
             || cluster.logs(),
         )
         .await;
-        let queues_of = |inbox: &twinmq_e2e_rocketmq_client::Inbox| {
+        let queues_of = |inbox: &Inbox| {
             let prefix = format!("round-{round}-");
             inbox
                 .messages()
@@ -353,7 +359,7 @@ async fn group_members_split_queues_survivor_takes_over_and_restart_resumes_at_c
         if mine.len() == 2 && theirs.len() == 2 && mine.is_disjoint(&theirs) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "queues never split: {mine:?} {theirs:?}");
+        assert!(Instant::now() < deadline, "queues never split: {mine:?} {theirs:?}");
     }
 
     // The second member leaves: the first takes over its queues from the committed offsets.
@@ -410,6 +416,7 @@ async fn message_failing_sixteen_retries_lands_in_the_dead_letter_queue() {
     producer.send(message(topic, "T", "doomed")).await.expect("send");
     let options =
         ConsumerOptions { verdict: Verdict::ReconsumeLater, ..ConsumerOptions::default() };
+    cluster.wait_until_routed(topic);
     let (mut failing, attempts) = start_push_consumer(&namesrv, group, topic, "*", options).await;
     let dlq = format!("%DLQ%{group}");
     wait_until(
@@ -418,6 +425,7 @@ async fn message_failing_sixteen_retries_lands_in_the_dead_letter_queue() {
         || format!("{:?}\n{}", attempts.messages(), cluster.logs()),
     )
     .await;
+    cluster.wait_until_routed(&dlq);
     let (mut reader, dead) =
         start_push_consumer(&namesrv, "dlq-reader", &dlq, "*", ConsumerOptions::default()).await;
     wait_until("the message in the dead-letter queue", || !dead.is_empty(), || cluster.logs())
@@ -506,6 +514,7 @@ async fn transaction_half_is_invisible_until_committed_rollback_never_delivered_
         || cluster.logs(),
     )
     .await;
+    cluster.wait_until_routed(topic);
     let (mut consumer, inbox) =
         start_push_consumer(&namesrv, "tx-consumer", topic, "*", ConsumerOptions::default()).await;
     wait_until("both committed messages consumed", || inbox.len() >= 2, || cluster.logs()).await;

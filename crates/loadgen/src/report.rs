@@ -31,6 +31,10 @@ pub struct Report {
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The twinmq version that measured.
+    pub tool_version: String,
+    /// When the run began, ms since the Unix epoch.
+    pub started_at_ms: i64,
     /// `kafka` or `rocketmq`.
     pub model: String,
     /// The run's id, as stamped in every body (hex).
@@ -133,6 +137,8 @@ impl Report {
             throughput(all.measured.sent, all.last_sent_us)
         };
         let summary = Summary {
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_ms: 0,
             model: config.target.model().to_owned(),
             run_id: format!("{run_id:016x}"),
             config: config.clone(),

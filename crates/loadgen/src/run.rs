@@ -35,7 +35,7 @@ pub async fn run<E: Env>(
 ) -> Result<Report, LoadgenError> {
     config.validate()?;
     let run_id = env.rng("loadgen/run").next_u64();
-    let context = RunContext::new(config, run_id, live);
+    let context = RunContext::new(config, run_id, env.clock().now_ms(), live);
     match context.config.target {
         Target::Kafka { .. } => crate::kafka::run(env, context).await,
         Target::RocketMq { .. } => crate::rocketmq::run(env, context).await,
@@ -49,6 +49,8 @@ pub struct RunContext {
     pub config: BenchConfig,
     /// The id stamped in every body of this run.
     pub run_id: u64,
+    /// Wall-clock time the run began (ms since the Unix epoch, from the `Env`'s clock).
+    pub started_at_ms: i64,
     /// Totals for the progress bar and the drain.
     pub live: Arc<LiveCounts>,
     /// What the consumers saw.
@@ -56,7 +58,12 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    fn new(config: BenchConfig, run_id: u64, live: Arc<LiveCounts>) -> Arc<Self> {
+    fn new(
+        config: BenchConfig,
+        run_id: u64,
+        started_at_ms: i64,
+        live: Arc<LiveCounts>,
+    ) -> Arc<Self> {
         let recorder = Recorder::new(config.warmup_ms * 1_000, config.message_bytes);
         let consumed = Arc::new(ConsumeSide {
             run_id,
@@ -65,7 +72,7 @@ impl RunContext {
             progress: Notify::new(),
             live: Arc::clone(&live),
         });
-        Arc::new(Self { config, run_id, live, consumed })
+        Arc::new(Self { config, run_id, started_at_ms, live, consumed })
     }
 
     /// Starts the clock: from now on producers send and consumers record.
@@ -120,7 +127,10 @@ impl RunContext {
             all.merge(recorder);
         }
         all.merge(&lock(&self.consumed.state).recorder);
-        Report::new(&self.config, self.run_id, partitions_actual, &all, elapsed.as_secs_f64())
+        let mut report =
+            Report::new(&self.config, self.run_id, partitions_actual, &all, elapsed.as_secs_f64());
+        report.summary.started_at_ms = self.started_at_ms;
+        report
     }
 }
 

@@ -78,6 +78,7 @@ async fn summary_parses_back_and_the_timeline_has_one_row_per_second() {
         (report.summary.warmup, report.summary.measured)
     );
     assert_eq!(summary.config, config);
+    assert!(summary.started_at_ms > 0 && !summary.tool_version.is_empty());
     let m = summary.measured;
     assert!(m.sent > 0 && summary.warmup.sent > 0, "both phases sent: {summary:?}");
     assert_eq!(m.failed, 0);

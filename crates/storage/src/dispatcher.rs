@@ -32,6 +32,22 @@ pub struct DispatchRequest<'a> {
     pub store_timestamp_ms: i64,
 }
 
+impl<'a> DispatchRequest<'a> {
+    /// The request for a message read back from the CommitLog (recovery, replication).
+    pub fn of(message: &'a crate::message::StoredMessage) -> Self {
+        Self {
+            topic: &message.topic,
+            queue_id: message.queue_id,
+            queue_offset: message.queue_offset,
+            physical_offset: message.physical_offset,
+            size: message.size,
+            tag_hash: message.tag_hash,
+            keys: message.keys.as_deref(),
+            store_timestamp_ms: message.store_timestamp_ms,
+        }
+    }
+}
+
 /// Builds consume queues and the key index from CommitLog messages.
 #[derive(Debug)]
 pub struct Dispatcher<F: Fs> {

@@ -265,16 +265,7 @@ impl<F: Fs> MessageStore<F> {
         let messages = self.commit_log.append_replica(from, bytes)?;
         let end = self.commit_log.max_physical_offset();
         for message in &messages {
-            let request = DispatchRequest {
-                topic: &message.topic,
-                queue_id: message.queue_id,
-                queue_offset: message.queue_offset,
-                physical_offset: message.physical_offset,
-                size: message.size,
-                tag_hash: message.tag_hash,
-                keys: message.keys.as_deref(),
-                store_timestamp_ms: message.store_timestamp_ms,
-            };
+            let request = DispatchRequest::of(message);
             self.dispatcher.dispatch(&request, end)?;
         }
         Ok(end)

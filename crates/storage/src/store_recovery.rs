@@ -79,16 +79,7 @@ pub(crate) fn open<F: Fs>(
     };
     let dispatch_from = message_boundary_at_or_after(&commit_log, dispatch_from)?;
     recovery.redispatched = commit_log.messages_from(dispatch_from, |message: StoredMessage| {
-        let request = DispatchRequest {
-            topic: &message.topic,
-            queue_id: message.queue_id,
-            queue_offset: message.queue_offset,
-            physical_offset: message.physical_offset,
-            size: message.size,
-            tag_hash: message.tag_hash,
-            keys: message.keys.as_deref(),
-            store_timestamp_ms: message.store_timestamp_ms,
-        };
+        let request = DispatchRequest::of(&message);
         dispatcher.dispatch(&request, commitlog_end)
     })?;
     for (topic, queue_id, queue) in dispatcher.consume_queues.iter() {

@@ -69,6 +69,17 @@ impl<E: Env> BrokerProcessor<E> {
         let _ = self.registrations_done.wait_for(asked).await;
     }
 
+    /// Stores messages and wakes the pulls parked on their queues: every write of the broker's
+    /// own (sends, retries, delayed deliveries, transaction records) goes through here.
+    pub(super) fn put_messages(
+        &self,
+        messages: &[twinmq_storage::NewMessage<'_>],
+    ) -> Result<Vec<twinmq_storage::AppendedMessage>, twinmq_storage::StorageError> {
+        let appended = lock(&self.store).put_messages(messages)?;
+        self.arrived.notify_waiters();
+        Ok(appended)
+    }
+
     /// Where the CommitLog ends: the physical offset the next message gets.
     pub fn commit_log_end(&self) -> u64 {
         lock(&self.store).commit_log().max_physical_offset()

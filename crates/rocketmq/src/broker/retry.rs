@@ -88,16 +88,14 @@ impl<E: Env> BrokerProcessor<E> {
         };
         let body = record.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
         let keys = props.get(KEYS).cloned();
-        lock(&self.store)
-            .put_message(NewMessage {
-                topic: &placed.topic,
-                queue_id: placed.queue_id,
-                tag_hash: placed.tag_slot,
-                keys: keys.as_deref().map(str::as_bytes),
-                body: &body,
-            })
-            .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        self.arrived.notify_waiters();
+        self.put_messages(&[NewMessage {
+            topic: &placed.topic,
+            queue_id: placed.queue_id,
+            tag_hash: placed.tag_slot,
+            keys: keys.as_deref().map(str::as_bytes),
+            body: &body,
+        }])
+        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
         Ok(())
     }
 }

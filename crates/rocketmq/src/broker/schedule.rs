@@ -139,10 +139,7 @@ pub async fn run<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown)
             () = shutdown.wait() => return,
             () = tokio::time::sleep(Duration::from_millis(DELIVERY_TICK_MS)) => {}
         }
-        let moved = processor.deliver_due();
-        if moved > 0 {
-            processor.arrived.notify_waiters();
-        }
+        processor.deliver_due();
     }
 }
 
@@ -200,15 +197,14 @@ impl<E: Env> BrokerProcessor<E> {
             ..record
         };
         let body = delivered.encode().map_err(|e| e.to_string())?;
-        lock(&self.store)
-            .put_message(NewMessage {
-                topic: &topic,
-                queue_id,
-                tag_hash,
-                keys: keys.as_deref().map(str::as_bytes),
-                body: &body,
-            })
-            .map_err(|e| e.to_string())?;
+        self.put_messages(&[NewMessage {
+            topic: &topic,
+            queue_id,
+            tag_hash,
+            keys: keys.as_deref().map(str::as_bytes),
+            body: &body,
+        }])
+        .map_err(|e| e.to_string())?;
         Ok(())
     }
 }

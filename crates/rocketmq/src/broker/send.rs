@@ -213,14 +213,13 @@ impl<E: Env> BrokerProcessor<E> {
                 body,
             })
             .collect();
-        let appended: Vec<AppendedMessage> = match lock(&self.store).put_messages(&batch) {
+        let appended: Vec<AppendedMessage> = match self.put_messages(&batch) {
             Ok(appended) => appended,
             Err(error) => {
                 tracing::error!(%error, "put failed");
                 return refuse(SYSTEM_ERROR, &error.to_string());
             }
         };
-        self.arrived.notify_waiters();
         let Some(first) = appended.first() else { return refuse(SYSTEM_ERROR, "nothing stored") };
         let end = appended.last().map_or(first.position_end, |a| a.position_end);
         // Stored either way: a timeout changes the answer's code, not what it says.

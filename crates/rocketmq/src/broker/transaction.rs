@@ -179,16 +179,14 @@ impl<E: Env> BrokerProcessor<E> {
             ..record
         };
         let body = committed.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        lock(&self.store)
-            .put_message(NewMessage {
-                topic: &topic,
-                queue_id,
-                tag_hash,
-                keys: keys.as_deref().map(str::as_bytes),
-                body: &body,
-            })
-            .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        self.arrived.notify_waiters();
+        self.put_messages(&[NewMessage {
+            topic: &topic,
+            queue_id,
+            tag_hash,
+            keys: keys.as_deref().map(str::as_bytes),
+            body: &body,
+        }])
+        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
         Ok(())
     }
 
@@ -205,15 +203,14 @@ impl<E: Env> BrokerProcessor<E> {
             ..MessageRecord::empty(self.store_host)
         };
         let body = op.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        lock(&self.store)
-            .put_message(NewMessage {
-                topic: OP_TOPIC,
-                queue_id: 0,
-                tag_hash: properties::tag_hash(OP_TAG) as u64,
-                keys: None,
-                body: &body,
-            })
-            .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
+        self.put_messages(&[NewMessage {
+            topic: OP_TOPIC,
+            queue_id: 0,
+            tag_hash: properties::tag_hash(OP_TAG) as u64,
+            keys: None,
+            body: &body,
+        }])
+        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
         let mut state = lock(&self.transactions);
         state.resolved.insert(half_offset);
         state.checks.remove(&half_offset);
@@ -346,19 +343,18 @@ impl<E: Env> BrokerProcessor<E> {
         let Ok(record) = MessageRecord::decode(&half.body) else { return };
         let given_up = MessageRecord { topic: GIVEN_UP_TOPIC.into(), queue_id: 0, ..record };
         let stored = given_up.encode().map(|body| {
-            lock(&self.store).put_message(NewMessage {
+            self.put_messages(&[NewMessage {
                 topic: GIVEN_UP_TOPIC,
                 queue_id: 0,
                 tag_hash: 0,
                 keys: None,
                 body: &body,
-            })
+            }])
         });
         if !matches!(stored, Ok(Ok(_))) {
             tracing::error!(half = half.queue_offset, "could not store a given-up half message");
             return;
         }
-        self.arrived.notify_waiters();
         if let Err((_, error)) = self.record_resolution(half.queue_offset) {
             tracing::error!(%error, "could not resolve a given-up half message");
         }

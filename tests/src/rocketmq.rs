@@ -38,8 +38,13 @@ impl RocketmqServer {
     /// `data_dir`, with `extra` flags (`--message-delay-level`, …); its log goes to
     /// `<data_dir>.stderr.log`.
     pub fn broker(namesrv: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::broker_at(namesrv, "127.0.0.1:0", data_dir, extra)
+    }
+
+    /// As [`RocketmqServer::broker`], listening on `listen` (a restart on the same address).
+    pub fn broker_at(namesrv: &str, listen: &str, data_dir: &Path, extra: &[&str]) -> Self {
         let data = data_dir.to_str().expect("a UTF-8 data dir");
-        let mut args = vec!["--namesrv", namesrv, "--listen", "127.0.0.1:0", "--data-dir", data];
+        let mut args = vec!["--namesrv", namesrv, "--listen", listen, "--data-dir", data];
         args.extend_from_slice(extra);
         let log = data_dir.with_extension("stderr.log");
         Self::spawn("rocketmq-broker", &args, data_dir.to_owned(), log)

@@ -4,13 +4,11 @@
 //! master restarts from its data dir, from the master too; the slave follows it again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use twinmq_e2e::twinmq_binary;
+use twinmq_e2e::rocketmq::RocketmqServer;
 use twinmq_rocketmq::message::MessageRecord;
 use twinmq_rocketmq::remoting::response_code::{SLAVE_NOT_AVAILABLE, SUCCESS};
 use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
@@ -18,46 +16,6 @@ use twinmq_runtime::{Env, RealEnv, RealNet};
 
 const QUEUES: u32 = 4;
 const ACKED_BEFORE_KILL: u64 = 3_000;
-
-/// A `twinmq serve ...` process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn start(args: &[&str], log: std::path::PathBuf) -> Self {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(twinmq_binary())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-        assert!(addr.contains(':'), "{args:?} did not start: {line:?}\n{}", read(&log));
-        Self { child, addr, log }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
 
 /// A port nobody listens on right now.
 fn free_port() -> u16 {
@@ -135,21 +93,12 @@ async fn killing_a_sync_master_loses_no_acknowledged_message() {
     let env = RealEnv::new();
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let namesrv = Server::start(
-        &["serve", "rocketmq-namesrv", "--listen", "127.0.0.1:0"],
-        path("namesrv.log"),
-    );
+    let namesrv = RocketmqServer::namesrv(dir.path());
     let (port, ha_port) = (free_port(), free_port());
     let listen = format!("127.0.0.1:{port}");
     let ha_listen = format!("127.0.0.1:{ha_port}");
     let master_dir = path("master");
-    let master_args: Vec<String> = [
-        "serve",
-        "rocketmq-broker",
-        "--namesrv",
-        &namesrv.addr,
-        "--listen",
-        &listen,
+    let master_flags = [
         "--ha-listen",
         &ha_listen,
         "--broker-role",
@@ -158,31 +107,12 @@ async fn killing_a_sync_master_loses_no_acknowledged_message() {
         "sync",
         "--queues",
         "4",
-        "--data-dir",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .chain([master_dir.to_string_lossy().into_owned()])
-    .collect();
-    let master_args: Vec<&str> = master_args.iter().map(String::as_str).collect();
-    let master = Server::start(&master_args, path("master.log"));
-    let slave_dir = path("slave").to_string_lossy().into_owned();
-    let slave = Server::start(
-        &[
-            "serve",
-            "rocketmq-broker",
-            "--namesrv",
-            &namesrv.addr,
-            "--listen",
-            "127.0.0.1:0",
-            "--broker-role",
-            "SLAVE",
-            "--ha-master",
-            &ha_listen,
-            "--data-dir",
-            &slave_dir,
-        ],
-        path("slave.log"),
+    ];
+    let master = RocketmqServer::broker_at(&namesrv.addr, &listen, &master_dir, &master_flags);
+    let slave = RocketmqServer::broker(
+        &namesrv.addr,
+        &path("slave"),
+        &["--broker-role", "SLAVE", "--ha-master", &ha_listen],
     );
     until_replicated(&env, &master.addr).await;
 
@@ -227,7 +157,7 @@ async fn killing_a_sync_master_loses_no_acknowledged_message() {
         &lost[..lost.len().min(10)]
     );
 
-    let master = Server::start(&master_args, path("master-again.log"));
+    let master = RocketmqServer::broker_at(&namesrv.addr, &listen, &master_dir, &master_flags);
     let on_master = everything(&env, &master.addr).await;
     let lost: Vec<&String> = acked.difference(&on_master).collect();
     assert!(
@@ -237,5 +167,5 @@ async fn killing_a_sync_master_loses_no_acknowledged_message() {
     );
     assert!(on_slave.is_subset(&on_master), "the slave never holds what its master lost");
     until_replicated(&env, &master.addr).await;
-    assert!(!read(&master.log).contains("panicked") && !read(&slave.log).contains("panicked"));
+    assert!(!master.log().contains("panicked") && !slave.log().contains("panicked"));
 }

@@ -59,9 +59,9 @@ fn append(c: &mut Criterion) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iterations {
                         let dir = tempfile::tempdir().unwrap();
-                        let mut logs = vec![bench_log(dir.path())];
+                        let mut logs = vec![bench_log(dir.path()).unwrap()];
                         let start = Instant::now();
-                        append_logs(&mut logs, &record, count, durability);
+                        append_logs(&mut logs, &record, count, durability).unwrap();
                         total += start.elapsed();
                     }
                     total
@@ -72,9 +72,9 @@ fn append(c: &mut Criterion) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iterations {
                         let dir = tempfile::tempdir().unwrap();
-                        let mut store = bench_store(dir.path());
+                        let mut store = bench_store(dir.path()).unwrap();
                         let start = Instant::now();
-                        append_store(&mut store, 1, &record, count, durability);
+                        append_store(&mut store, 1, &record, count, durability).unwrap();
                         total += start.elapsed();
                     }
                     total
@@ -101,10 +101,10 @@ fn many_queues(c: &mut Criterion) {
                 for _ in 0..iterations {
                     let dir = tempfile::tempdir().unwrap();
                     let mut logs: Vec<_> = (0..queues)
-                        .map(|p| bench_log(&dir.path().join(format!("p-{p}"))))
+                        .map(|p| bench_log(&dir.path().join(format!("p-{p}"))).unwrap())
                         .collect();
                     let start = Instant::now();
-                    append_logs(&mut logs, &record, count, Durability::Async);
+                    append_logs(&mut logs, &record, count, Durability::Async).unwrap();
                     total += start.elapsed();
                 }
                 total
@@ -115,11 +115,12 @@ fn many_queues(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     let dir = tempfile::tempdir().unwrap();
-                    let mut store = bench_store(dir.path());
+                    let mut store = bench_store(dir.path()).unwrap();
                     // Queues exist before the clock starts, as the partitions' logs do.
-                    append_store(&mut store, queues, &record, u64::from(queues), Durability::Async);
+                    append_store(&mut store, queues, &record, u64::from(queues), Durability::Async)
+                        .unwrap();
                     let start = Instant::now();
-                    append_store(&mut store, queues, &record, count, Durability::Async);
+                    append_store(&mut store, queues, &record, count, Durability::Async).unwrap();
                     total += start.elapsed();
                 }
                 total
@@ -139,8 +140,8 @@ fn read(c: &mut Criterion) {
     let count = APPEND_BYTES / 1024;
     group.throughput(Throughput::Elements(count));
     let log_dir = tempfile::tempdir().unwrap();
-    let mut logs = vec![bench_log(log_dir.path())];
-    append_logs(&mut logs, &record, count, Durability::Async);
+    let mut logs = vec![bench_log(log_dir.path()).unwrap()];
+    append_logs(&mut logs, &record, count, Durability::Async).unwrap();
     let log = logs.pop().unwrap();
     group.bench_function("log/1KiB", |b| {
         b.iter(|| {
@@ -155,8 +156,8 @@ fn read(c: &mut Criterion) {
         });
     });
     let store_dir = tempfile::tempdir().unwrap();
-    let mut store = bench_store(store_dir.path());
-    append_store(&mut store, 1, &record, count, Durability::Async);
+    let mut store = bench_store(store_dir.path()).unwrap();
+    append_store(&mut store, 1, &record, count, Durability::Async).unwrap();
     group.bench_function("commitlog/1KiB", |b| {
         b.iter(|| {
             let mut offset = 0;

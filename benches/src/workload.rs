@@ -1,11 +1,11 @@
-//! The storage workloads the benches and, later, the reports run: the same records through the
+//! The storage workloads the benches and the comparison report run: the same records through the
 //! Kafka layout, the RocketMQ layout and the machine's plain sequential write.
 
 use std::path::Path;
 
 use twinmq_runtime::{Clock, RealFs};
 use twinmq_storage::{
-    CommitLogConfig, FlushPolicy, Log, LogConfig, MessageStore, NewEntry, NewMessage,
+    CommitLogConfig, FlushPolicy, Log, LogConfig, MessageStore, NewEntry, NewMessage, Result,
 };
 
 /// How often appends are made durable in a workload.
@@ -18,18 +18,18 @@ pub enum Durability {
 }
 
 /// A Kafka-layout log tuned for benchmarks: 256 MiB segments.
-pub fn bench_log(dir: &Path) -> Log<RealFs> {
+pub fn bench_log(dir: &Path) -> Result<Log<RealFs>> {
     let config = LogConfig {
         segment_bytes_max: 256 << 20,
         entry_bytes_max: 1 << 20,
         flush: FlushPolicy::Sync,
         ..LogConfig::default()
     };
-    Log::open(RealFs, Clock::system(), dir.to_owned(), config).expect("bench log opens").0
+    Ok(Log::open(RealFs, Clock::system(), dir.to_owned(), config)?.0)
 }
 
 /// A RocketMQ-layout store tuned for benchmarks: 256 MiB CommitLog files, a small key index.
-pub fn bench_store(dir: &Path) -> MessageStore<RealFs> {
+pub fn bench_store(dir: &Path) -> Result<MessageStore<RealFs>> {
     let config = CommitLogConfig {
         file_bytes: 256 << 20,
         index_slots: 1 << 16,
@@ -37,9 +37,7 @@ pub fn bench_store(dir: &Path) -> MessageStore<RealFs> {
         flush: FlushPolicy::Sync,
         ..CommitLogConfig::default()
     };
-    MessageStore::open(RealFs, Clock::system(), dir.to_owned(), config)
-        .expect("bench store opens")
-        .0
+    Ok(MessageStore::open(RealFs, Clock::system(), dir.to_owned(), config)?.0)
 }
 
 /// Appends `count` records of `record` bytes to `partitions` Kafka-layout logs round-robin;
@@ -49,23 +47,23 @@ pub fn append_logs(
     record: &[u8],
     count: u64,
     durability: Durability,
-) -> u64 {
+) -> Result<u64> {
     let partitions = logs.len() as u64;
     for i in 0..count {
         let log = &mut logs[(i % partitions) as usize];
         let entry =
             NewEntry { record_count: 1, timestamp_ms: i as i64, key: None, payload: record };
-        log.append(entry).expect("append");
+        log.append(entry)?;
         if let Durability::GroupCommit(group) = durability
             && (i + 1) % group == 0
         {
-            log.flush().expect("flush");
+            log.flush()?;
         }
     }
     for log in logs.iter_mut() {
-        log.flush().expect("flush");
+        log.flush()?;
     }
-    count * record.len() as u64
+    Ok(count * record.len() as u64)
 }
 
 /// Appends `count` messages of `record` bytes to one RocketMQ-layout store, spread round-robin
@@ -76,7 +74,7 @@ pub fn append_store(
     record: &[u8],
     count: u64,
     durability: Durability,
-) -> u64 {
+) -> Result<u64> {
     for i in 0..count {
         let message = NewMessage {
             topic: "BenchTopic",
@@ -85,13 +83,13 @@ pub fn append_store(
             keys: None,
             body: record,
         };
-        store.put_message(message).expect("put");
+        store.put_message(message)?;
         if let Durability::GroupCommit(group) = durability
             && (i + 1) % group == 0
         {
-            store.flush().expect("flush");
+            store.flush()?;
         }
     }
-    store.flush().expect("flush");
-    count * record.len() as u64
+    store.flush()?;
+    Ok(count * record.len() as u64)
 }

@@ -15,6 +15,7 @@
 
 mod clock;
 mod fs;
+mod host;
 mod net;
 mod real;
 mod rng;
@@ -23,6 +24,7 @@ mod sim;
 
 pub use clock::Clock;
 pub use fs::{File, Fs, OpenMode};
+pub use host::Host;
 pub use net::{Listener, Net};
 pub use real::{RealEnv, RealFile, RealFs, RealNet};
 pub use rng::Rng;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod compare;
 mod dump;
 mod serve;
 
@@ -27,7 +28,7 @@ enum Command {
     /// Load-generate against a Kafka or RocketMQ endpoint and record throughput and latency.
     Bench(Box<bench::BenchArgs>),
     /// Measure both models on the same machine and workload and write a report.
-    Compare(Pending),
+    Compare(Box<compare::CompareArgs>),
     /// Print a data directory's segments, commit log and consume queues entry by entry.
     Dump {
         /// The data directory (a partition, a broker store, or any directory above them).
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(serve) => serve::run(serve),
         Command::Sim(_) => not_built("sim", "the simulation issue"),
         Command::Bench(args) => bench::run(*args),
-        Command::Compare(_) => not_built("compare", "the comparison report issue"),
+        Command::Compare(args) => compare::run(*args),
         Command::Dump { dir } => dump::run(&dir),
     };
     match result {

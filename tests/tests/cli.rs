@@ -16,7 +16,7 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn unbuilt_subcommands_fail_loudly() {
-    for args in [&["sim"][..], &["compare"]] {
+    for args in [&["sim"][..]] {
         let command = args[0];
         let output = Command::new(twinmq_binary()).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{command} must exit 2");

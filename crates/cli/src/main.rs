@@ -45,11 +45,16 @@ struct Pending {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `compare` runs many servers in-process whose routine logs would bury its progress.
+    let default_level = match cli.command {
+        Command::Compare(_) => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let result = match cli.command {

@@ -367,7 +367,7 @@ pub fn si(value: f64) -> String {
         format!("{:.0}k", value / 1e3)
     } else if magnitude >= 1e3 {
         format!("{:.1}k", value / 1e3)
-    } else if magnitude >= 10.0 || magnitude == 0.0 {
+    } else if magnitude >= 10.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else if magnitude >= 0.1 {
         format!("{value:.1}")
@@ -460,5 +460,6 @@ mod tests {
         assert_eq!(si(12.0), "12");
         assert_eq!(si(0.3), "0.3");
         assert_eq!(si(0.0), "0");
+        assert_eq!(si(2.0), "2");
     }
 }

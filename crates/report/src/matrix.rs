@@ -274,13 +274,13 @@ impl Plan {
             Scale::Quick => (
                 &PARTITIONS_SWEEP,
                 &MESSAGE_BYTES_SWEEP,
-                Timing { warmup_ms: 300, measure_ms: 1_000, drain_idle_ms: 3_000 },
+                Timing { warmup_ms: 300, measure_ms: 1_000, drain_idle_ms: 5_000 },
                 120,
             ),
             Scale::Smoke => (
                 &PARTITIONS_SWEEP[..2],
                 &MESSAGE_BYTES_SWEEP[..1],
-                Timing { warmup_ms: 0, measure_ms: 300, drain_idle_ms: 3_000 },
+                Timing { warmup_ms: 0, measure_ms: 300, drain_idle_ms: 10_000 },
                 120,
             ),
         };

@@ -81,7 +81,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let deadline_ms = started_at_ms + i64::try_from(plan.budget_secs * 1_000).unwrap_or(i64::MAX);
     let bars = Bars::new(!args.no_progress && std::io::stderr().is_terminal());
 
-    let (storage, mut failures) = twinmq_report::run_storage(&plan.storage, work.path(), &bars);
+    let (storage, mut failures) =
+        twinmq_report::run_storage(&plan.storage, plan.storage_runs, work.path(), &bars);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

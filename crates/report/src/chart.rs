@@ -22,6 +22,10 @@ const FAMILY: &str = "sans-serif";
 pub const WIDTH: u32 = 1000;
 /// Chart height of a line chart in pixels.
 pub const LINE_HEIGHT: u32 = 560;
+/// How far past the largest value an axis goes, so the legend does not cover data.
+const LEGEND_ROOM: f64 = 1.45;
+/// The light grid lines' colour.
+const LIGHT_GRID: RGBColor = RGBColor(238, 238, 238);
 /// Series colours, in order: the first two are Kafka and RocketMQ wherever both appear.
 const PALETTE: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -63,6 +67,10 @@ pub struct Line {
     pub name: String,
     /// Its points, in x order.
     pub points: Vec<(f64, f64)>,
+    /// Its colour: an index into the palette (0 Kafka, 1 RocketMQ where both appear).
+    pub color: usize,
+    /// Drawn dashed.
+    pub dashed: bool,
 }
 
 /// Horizontal bars: one row per category, one bar per group with a value in it.
@@ -185,7 +193,8 @@ impl Chart {
 }
 
 impl LineChart {
-    /// The axes' ranges: x spans the points, y starts at 0 and leaves a tenth above the top.
+    /// The axes' ranges: x spans the points, y starts at 0 and leaves room above the top for
+    /// the legend.
     fn bounds(&self) -> Result<((f64, f64), (f64, f64)), String> {
         let points: Vec<(f64, f64)> = self.lines.iter().flat_map(|l| l.points.clone()).collect();
         if points.is_empty() {
@@ -207,14 +216,14 @@ impl LineChart {
         } else {
             (x_min - 1.0, x_max + 1.0)
         };
-        let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+        let y_max = if y_max > 0.0 { y_max * LEGEND_ROOM } else { 1.0 };
         Ok(((x_min, x_max), (0.0, y_max)))
     }
 }
 
 impl BarChart {
-    /// The value axis's range: from 0 (a tenth of the smallest value when logarithmic) to a
-    /// tenth above the largest.
+    /// The value axis's range: from 0 (half the smallest value when logarithmic) to past the
+    /// largest, leaving room on the right for the legend.
     fn bounds(&self) -> Result<(f64, f64), String> {
         let values: Vec<f64> =
             self.groups.iter().flat_map(|g| g.values.iter().flatten().copied()).collect();
@@ -227,9 +236,9 @@ impl BarChart {
             if !min.is_finite() {
                 return Err("a logarithmic axis needs a positive value".to_owned());
             }
-            Ok((min / 2.0, max * 2.0))
+            Ok((min / 2.0, max * (max / min * 2.0).powf(LEGEND_ROOM - 1.0) * 2.0))
         } else {
-            Ok((0.0, if max > 0.0 { max * 1.1 } else { 1.0 }))
+            Ok((0.0, if max > 0.0 { max * LEGEND_ROOM } else { 1.0 }))
         }
     }
 }
@@ -260,8 +269,8 @@ where
         .axis_desc_style((FAMILY, 16))
         .draw()
         .map_err(|e| error(&e))?;
-    for (index, line) in spec.lines.iter().enumerate() {
-        let color = PALETTE[index % PALETTE.len()];
+    for line in &spec.lines {
+        let color = PALETTE[line.color % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(line.points.iter().copied(), color.stroke_width(2)))
             .map_err(|e| error(&e))?
@@ -315,6 +324,7 @@ where
             }
         })
         .disable_y_mesh()
+        .light_line_style(LIGHT_GRID)
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 16))
         .draw()
@@ -344,7 +354,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FAMILY, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -408,8 +418,18 @@ mod tests {
             y_label: "msgs/s".into(),
             x_log: true,
             lines: vec![
-                Line { name: "Kafka".into(), points: vec![(1.0, 10.0), (1024.0, 30.0)] },
-                Line { name: "RocketMQ".into(), points: vec![(1.0, 20.0), (1024.0, 25.0)] },
+                Line {
+                    name: "Kafka".into(),
+                    points: vec![(1.0, 10.0), (1024.0, 30.0)],
+                    color: 0,
+                    dashed: false,
+                },
+                Line {
+                    name: "RocketMQ".into(),
+                    points: vec![(1.0, 20.0), (1024.0, 25.0)],
+                    color: 1,
+                    dashed: true,
+                },
             ],
         })
     }

@@ -72,9 +72,9 @@ fn storage_ceiling(results: &Results) -> Option<Figure> {
             .collect(),
     };
     let groups = vec![
-        group("ceiling", "machine ceiling (plain sequential write)"),
         group("log", "Kafka layout: Log"),
         group("commitlog", "RocketMQ layout: CommitLog"),
+        group("ceiling", "machine ceiling (plain sequential write)"),
     ];
     if groups.iter().all(|g| g.values.iter().all(Option::is_none)) {
         return None;
@@ -98,7 +98,7 @@ fn storage_ceiling(results: &Results) -> Option<Figure> {
 }
 
 fn storage_partitions(results: &Results) -> Option<Figure> {
-    let line = |writer: &str, name: &str| Line {
+    let line = |writer: &str, name: &str, color: usize| Line {
         name: name.to_owned(),
         points: results
             .storage
@@ -106,9 +106,12 @@ fn storage_partitions(results: &Results) -> Option<Figure> {
             .filter(|r| r.writer == writer && r.record_bytes == 1024 && r.group_commit_appends == 0)
             .map(|r| (f64::from(r.partitions), r.bytes_per_sec / 1e6))
             .collect(),
+        color,
+        dashed: false,
     };
-    let log = line("log", "Kafka layout: one Log per partition");
-    let commitlog = line("commitlog", "RocketMQ layout: one CommitLog, a ConsumeQueue per queue");
+    let log = line("log", "Kafka layout: one Log per partition", 0);
+    let commitlog =
+        line("commitlog", "RocketMQ layout: one CommitLog, a ConsumeQueue per queue", 1);
     if log.points.len() < 2 && commitlog.points.len() < 2 {
         return None;
     }
@@ -123,6 +126,8 @@ fn storage_partitions(results: &Results) -> Option<Figure> {
         lines.push(Line {
             name: "machine ceiling, 1 file".to_owned(),
             points: vec![(low, rate), (high, rate)],
+            color: 2,
+            dashed: true,
         });
     }
     Some(Figure {
@@ -151,6 +156,8 @@ fn throughput_partitions(results: &Results, bytes: usize) -> Option<Figure> {
                 .filter(|r| r.message_bytes == bytes)
                 .map(|r| (f64::from(r.partitions), r.summary.produce.msgs_per_sec))
                 .collect(),
+            color: model_color(model),
+            dashed: false,
         })
         .collect();
     if lines.iter().all(|l| l.points.is_empty()) {
@@ -285,6 +292,8 @@ fn throughput_over_time(results: &Results) -> Option<Figure> {
                     (row.second as f64, if acknowledged { row.acked } else { row.sent } as f64)
                 })
                 .collect(),
+            color: model_color(model),
+            dashed: false,
         });
         lines.push(Line {
             name: format!("{} consumed", model.name()),
@@ -293,6 +302,8 @@ fn throughput_over_time(results: &Results) -> Option<Figure> {
                 .iter()
                 .map(|row| (row.second as f64, row.consumed as f64))
                 .collect(),
+            color: model_color(model),
+            dashed: true,
         });
     }
     if lines.iter().all(|l| l.points.is_empty()) {
@@ -318,6 +329,14 @@ fn throughput_over_time(results: &Results) -> Option<Figure> {
             workload_words(results, Series::ModeSweep)
         ),
     })
+}
+
+/// A model's colour in every chart.
+fn model_color(model: Model) -> usize {
+    match model {
+        Model::Kafka => 0,
+        Model::Rocketmq => 1,
+    }
 }
 
 /// A message size in words: `100 B`, `1 KiB`.

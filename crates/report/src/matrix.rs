@@ -121,6 +121,8 @@ pub struct Plan {
     pub scale: Scale,
     /// Storage measurements, in order.
     pub storage: Vec<Measurement>,
+    /// Times each storage measurement runs; the report keeps the median.
+    pub storage_runs: u32,
     /// Load points, grouped by the cluster they need (see [`LoadPoint::topology`]).
     pub load: Vec<LoadPoint>,
     /// The wall-time budget of the whole run, in seconds; points that would pass it are
@@ -308,7 +310,11 @@ impl Plan {
         }
         // Points of one cluster together, each mode's peak before its half-peak run.
         load.sort_by_key(|point| (point.topology(), point.mode.ack, point.series));
-        Self { scale, storage: storage_plan(scale), load, budget_secs }
+        let storage_runs = match scale {
+            Scale::Full => 3,
+            Scale::Quick | Scale::Smoke => 1,
+        };
+        Self { scale, storage: storage_plan(scale), storage_runs, load, budget_secs }
     }
 
     /// Load points sharing a cluster, in order.

@@ -71,7 +71,7 @@ fn storage(page: &mut Document, results: &Results, figures: &[Figure]) {
     page.paragraph(format!(
         "The storage core in-process, without network or brokers, against the machine's own \
          sequential-write ceiling: a plain file written with the same record size and fsync \
-         policy in the same directory (`{}`).",
+         policy in the same directory (`{}`). Each figure is the median of the runs listed.",
         results.setup.work_dir
     ));
     figure(page, figures, "storage-ceiling");
@@ -85,6 +85,7 @@ fn storage(page: &mut Document, results: &Results, figures: &[Figure]) {
         "MB/s",
         "records/s",
         "share of ceiling",
+        "every run (MB/s)",
     ]);
     for result in &results.storage {
         let ceiling =
@@ -101,6 +102,12 @@ fn storage(page: &mut Document, results: &Results, figures: &[Figure]) {
             format!("{:.1}", result.bytes_per_sec / 1e6),
             thousands(result.records_per_sec),
             share,
+            result
+                .runs_bytes_per_sec
+                .iter()
+                .map(|rate| format!("{:.0}", rate / 1e6))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]);
     }
     page.table(table);

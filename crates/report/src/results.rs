@@ -112,6 +112,9 @@ pub struct StorageResult {
     pub bytes_per_sec: f64,
     /// Records per second.
     pub records_per_sec: f64,
+    /// Record bytes per second of every run, slowest first (the figures above are the
+    /// median's).
+    pub runs_bytes_per_sec: Vec<f64>,
 }
 
 /// One run of the load generator.
@@ -178,8 +181,8 @@ impl Setup {
 }
 
 impl StorageResult {
-    /// The result of `measurement` that took `rate`.
-    pub fn new(measurement: &Measurement, rate: &Rate) -> Self {
+    /// The result of `measurement` whose median run took `rate`, of all its `runs`.
+    pub fn new(measurement: &Measurement, rate: &Rate, runs: &[Rate]) -> Self {
         Self {
             writer: writer_name(measurement.writer).to_owned(),
             record_bytes: measurement.record_bytes,
@@ -193,6 +196,7 @@ impl StorageResult {
             elapsed_secs: rate.elapsed.as_secs_f64(),
             bytes_per_sec: rate.bytes_per_sec(),
             records_per_sec: rate.records_per_sec(),
+            runs_bytes_per_sec: runs.iter().map(Rate::bytes_per_sec).collect(),
         }
     }
 

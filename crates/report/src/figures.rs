@@ -268,7 +268,7 @@ fn mode_latency(results: &Results) -> Option<Figure> {
         caption: format!(
             "Unit: milliseconds from the producer's send to the consumer's delivery, log scale \
              (p50, p99, p99.9 of every measured message). Configuration: each mode paced at \
-             half the rate its peak run reached (the rate is in the table below); 8 partitions \
+             half the rate its peak run sustained end to end (the rate is in the table below); 8 partitions \
              or queues, 100 B bodies; {}.",
             workload_words(results, Series::HalfPeak)
         ),

@@ -71,7 +71,8 @@ fn storage(page: &mut Document, results: &Results, figures: &[Figure]) {
     page.paragraph(format!(
         "The storage core in-process, without network or brokers, against the machine's own \
          sequential-write ceiling: a plain file written with the same record size and fsync \
-         policy in the same directory (`{}`). Each figure is the median of the runs listed.",
+         policy in the same directory (`{}`). Each figure is the median of the runs listed; a \
+         share above 100 % means the layout outran the plain loop in this run.",
         results.setup.work_dir
     ));
     figure(page, figures, "storage-ceiling");
@@ -152,8 +153,8 @@ fn modes(page: &mut Document, results: &Results, figures: &[Figure]) {
     page.table(table);
     page.subsection("Latency at half of peak load");
     page.paragraph(
-        "Each mode again, paced at half of the rate its peak run reached: latency without \
-         queueing at the limit.",
+        "Each mode again, paced at half of the rate its peak run sustained end to end (the \
+         lower of its produce and consume rates): latency without queueing at the limit.",
     );
     figure(page, figures, "modes-latency");
     let mut table = load_table(&["mode", "paced at (msgs/s)"]);

@@ -1,6 +1,6 @@
 //! The load phase: for each topology of the plan, start its embedded cluster, run its points
 //! through the load generator one after the other, stop the cluster. A half-peak point runs at
-//! half of what its mode's peak point measured. A point that fails is reported and the run goes
+//! half of what its mode's peak point sustained end to end. A point that fails is reported and the run goes
 //! on; a point that would pass the time budget is skipped and reported as such.
 
 use std::path::Path;
@@ -113,12 +113,14 @@ async fn run_point(
     Ok(LoadResult::new(point, report))
 }
 
-/// Half of the rate the point's mode reached at its peak, in messages per second.
+/// Half of the rate the point's mode sustained end to end at its peak (the lower of its produce
+/// and consume rates: a backlog the consumers never catch up with is not a load the system
+/// carries), in messages per second.
 fn half_peak(point: &LoadPoint, earlier: &[LoadResult]) -> Result<u64, String> {
     let peak = earlier
         .iter()
         .find(|r| r.series == Series::ModeSweep && r.model == point.model && r.mode == point.mode)
-        .map(|r| r.summary.produce.msgs_per_sec)
+        .map(|r| r.summary.produce.msgs_per_sec.min(r.summary.consume.msgs_per_sec))
         .ok_or("its mode's peak was not measured")?;
     let half = (peak / 2.0).round();
     if half < 1.0 {

@@ -271,15 +271,25 @@ where
         .map_err(|e| error(&e))?;
     for line in &spec.lines {
         let color = PALETTE[line.color % PALETTE.len()];
+        let points = line.points.iter().copied();
+        let drawn = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 8, 6, color.stroke_width(2)))
+        } else {
+            chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
+        };
+        // A dashed line's legend is two dashes.
+        let dashes: &[(i32, i32)] = if line.dashed { &[(0, 9), (15, 24)] } else { &[(0, 24)] };
+        drawn.map_err(|e| error(&e))?.label(line.name.as_str()).legend(move |(x, y)| {
+            // Parts of a composed element are placed relative to its anchor.
+            let dash = |&(from, to): &(i32, i32)| {
+                PathElement::new(vec![(from, 0), (to, 0)], color.stroke_width(3))
+            };
+            EmptyElement::at((x, y)) + dash(&dashes[0]) + dash(dashes.last().unwrap_or(&dashes[0]))
+        });
+        // Hollow markers on a dashed line, so lines that coincide stay distinguishable.
+        let marker = if line.dashed { color.stroke_width(2) } else { color.filled() };
         chart
-            .draw_series(LineSeries::new(line.points.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| error(&e))?
-            .label(line.name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
-        chart
-            .draw_series(line.points.iter().map(|&point| Circle::new(point, 4, color.filled())))
+            .draw_series(line.points.iter().map(|&point| Circle::new(point, 4, marker)))
             .map_err(|e| error(&e))?;
     }
     chart

@@ -117,6 +117,8 @@ pub struct ChartError {
 }
 
 type Drawn = Result<(), String>;
+/// An axis's range: (low, high).
+type Span = (f64, f64);
 
 impl Chart {
     /// The chart's title.
@@ -180,13 +182,11 @@ impl Chart {
             }
             Self::Bars(chart) => {
                 let (low, high) = chart.bounds()?;
-                let rows = chart.categories.len() as f64;
                 if chart.value_log {
                     draw_bars(root, chart, (low..high).log_scale(), low)
                 } else {
                     draw_bars(root, chart, low..high, low)
                 }
-                .and_then(|()| if rows > 0.0 { Ok(()) } else { Err("no categories".into()) })
             }
         }
     }
@@ -195,7 +195,7 @@ impl Chart {
 impl LineChart {
     /// The axes' ranges: x spans the points, y starts at 0 and leaves room above the top for
     /// the legend.
-    fn bounds(&self) -> Result<((f64, f64), (f64, f64)), String> {
+    fn bounds(&self) -> Result<(Span, Span), String> {
         let points: Vec<(f64, f64)> = self.lines.iter().flat_map(|l| l.points.clone()).collect();
         if points.is_empty() {
             return Err("no points to draw".to_owned());
@@ -224,7 +224,10 @@ impl LineChart {
 impl BarChart {
     /// The value axis's range: from 0 (half the smallest value when logarithmic) to past the
     /// largest, leaving room on the right for the legend.
-    fn bounds(&self) -> Result<(f64, f64), String> {
+    fn bounds(&self) -> Result<Span, String> {
+        if self.categories.is_empty() {
+            return Err("no categories".to_owned());
+        }
         let values: Vec<f64> =
             self.groups.iter().flat_map(|g| g.values.iter().flatten().copied()).collect();
         if values.iter().any(|v| !v.is_finite() || *v < 0.0) {

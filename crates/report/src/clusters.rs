@@ -38,8 +38,18 @@ pub struct Embedded {
     /// Where the load generator connects.
     pub target: Target,
     /// Servers in the order they stop (brokers before their controller or nameserver).
-    servers: Vec<(String, Shutdown, JoinHandle<Result<(), String>>)>,
+    servers: Vec<Server>,
     dir: tempfile::TempDir,
+}
+
+/// One running server.
+struct Server {
+    /// What it is, for errors.
+    what: String,
+    /// Stops it.
+    shutdown: Shutdown,
+    /// Its task: the server's error, if it had one.
+    task: JoinHandle<Result<(), String>>,
 }
 
 /// Why a cluster did not start or stop cleanly.
@@ -102,7 +112,7 @@ impl Embedded {
     /// Stops every server, brokers first, and removes the data.
     pub async fn stop(self) -> Result<(), ClusterError> {
         let mut first_error = None;
-        for (what, shutdown, task) in self.servers {
+        for Server { what, shutdown, task } in self.servers {
             shutdown.trigger();
             let outcome = match task.await {
                 Ok(result) => result,
@@ -177,7 +187,7 @@ impl Embedded {
         let shutdown = Shutdown::new();
         let run = broker.run(shutdown.clone());
         let task = tokio::spawn(async move { run.await.map_err(|error| error.to_string()) });
-        self.servers.insert(0, (what.to_owned(), shutdown, task));
+        self.servers.insert(0, Server { what: what.to_owned(), shutdown, task });
         Ok(addr)
     }
 
@@ -197,7 +207,7 @@ impl Embedded {
             run.await;
             Ok(())
         });
-        self.servers.push(("the rocketmq nameserver".to_owned(), shutdown, task));
+        self.servers.push(Server { what: "the rocketmq nameserver".to_owned(), shutdown, task });
 
         let mut config =
             RocketmqConfig::new(any_port, vec![namesrv_addr.clone()], self.data_dir("master"));
@@ -245,7 +255,7 @@ impl Embedded {
         let shutdown = Shutdown::new();
         let run = broker.run(shutdown.clone());
         let task = tokio::spawn(async move { run.await.map_err(|error| error.to_string()) });
-        self.servers.insert(0, (what.to_owned(), shutdown, task));
+        self.servers.insert(0, Server { what: what.to_owned(), shutdown, task });
         Ok(processor)
     }
 }

@@ -91,7 +91,7 @@ fn storage_ceiling(results: &Results) -> Option<Figure> {
         }),
         caption: "Unit: MB/s of record bytes (10^6 bytes per second), final fsync included. \
                   Configuration: the storage core called in-process (no network), one Kafka Log \
-                  or one CommitLog with one queue, against a plain std::fs loop writing the same \
+                  or one CommitLog with one queue, against a plain loop writing the same \
                   records with the same fsync policy in the same directory."
             .to_owned(),
     })

@@ -295,14 +295,7 @@ where
             .draw_series(line.points.iter().map(|&point| Circle::new(point, 4, marker)))
             .map_err(|e| error(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| error(&e))
+    draw_legend(&mut chart)
 }
 
 fn draw_bars<DB, X>(root: &DrawingArea<DB, Shift>, spec: &BarChart, x: X, base: f64) -> Drawn
@@ -365,6 +358,15 @@ where
             .label(group.name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], color.filled()));
     }
+    draw_legend(&mut chart)
+}
+
+/// The legend, top right on a translucent box.
+fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -372,7 +374,7 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| error(&e))
+        .map_err(|e| e.to_string())
 }
 
 fn value_at(group: &BarGroup, row: usize) -> Option<f64> {

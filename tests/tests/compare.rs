@@ -92,10 +92,9 @@ fn compare_writes_a_report_whose_files_exist_and_whose_tables_parse() {
                     .find(|r| r.model == model && r.mode == mode && r.series == series);
                 let run = run.unwrap_or_else(|| panic!("no {series:?} run of {model:?} {mode:?}"));
                 let measured = &run.summary.measured;
-                assert!(
-                    measured.acked > 0 && measured.failed == 0,
-                    "{model:?} {mode:?}: {measured:?}"
-                );
+                // Refused sends are the brokers' answer and the report's to show; what was
+                // acknowledged must all come back.
+                assert!(measured.acked > 0, "{model:?} {mode:?}: {measured:?}");
                 assert_eq!(
                     measured.consumed, measured.acked,
                     "{model:?} {mode:?}: every ack consumed"

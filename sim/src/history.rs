@@ -107,6 +107,13 @@ impl History {
         self.lock().push(Record { at_ms, event });
     }
 
+    /// Records `event` at `at` (for the harness, which acts between simulation steps, outside
+    /// every host).
+    pub fn record_at(&self, at: std::time::Duration, event: Event) {
+        let at_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+        self.lock().push(Record { at_ms, event });
+    }
+
     /// Every record so far.
     pub fn records(&self) -> Vec<Record> {
         self.lock().clone()

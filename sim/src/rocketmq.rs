@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -27,10 +27,10 @@ use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
 use twinmq_runtime::{Env, Shutdown, SimEnv};
 use twinmq_storage::{CommitLogConfig, FlushPolicy};
 
-use crate::checker::{Verdict, check};
-use crate::history::{Event, History, Record};
+pub use crate::harness::SimOutcome;
+use crate::harness::{self, Phases};
+use crate::history::{Event, History};
 use crate::nemesis::Nemesis;
-use crate::trace::TraceHash;
 
 /// The topic every producer writes.
 const TOPIC: &str = "sim";
@@ -81,19 +81,6 @@ impl RocketmqSim {
     }
 }
 
-/// What one run found.
-#[derive(Debug, Clone)]
-pub struct SimOutcome {
-    /// The checkers' verdict.
-    pub verdict: Verdict,
-    /// The hash of the run's event trace.
-    pub trace: TraceHash,
-    /// The history, in order.
-    pub records: Vec<Record>,
-    /// Simulated time the run took.
-    pub elapsed: Duration,
-}
-
 /// Every host of the cluster but the application.
 fn servers() -> Vec<String> {
     NAMESRVS
@@ -133,12 +120,7 @@ fn broker_config(sim: &RocketmqSim, group: &str, slave: bool) -> BrokerConfig {
 
 /// Runs one simulation.
 pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
-    let mut world = turmoil::Builder::new()
-        .rng_seed(sim.seed)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .tick_duration(Duration::from_millis(1))
-        .simulation_duration(Duration::from_secs(900))
-        .build();
+    let mut world = harness::world(sim.seed);
     let seed = sim.seed;
     for namesrv in NAMESRVS {
         world.host(namesrv, move || async move {
@@ -170,37 +152,10 @@ pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
         }
     }
     let history = History::new();
-    let sending_done = Arc::new(AtomicBool::new(false));
-    let healed = Arc::new(AtomicBool::new(false));
-    world.client(APP, workload(sim.clone(), history.clone(), sending_done.clone(), healed.clone()));
-
-    let mut nemesis = sim.faults.then(|| Nemesis::new(seed, servers(), APP.to_owned()));
-    loop {
-        let done = world.step().map_err(|e| format!("seed {seed}: {e}"))?;
-        if done {
-            break;
-        }
-        if sending_done.load(Ordering::SeqCst) && !healed.load(Ordering::SeqCst) {
-            if let Some(nemesis) = &mut nemesis {
-                for fault in nemesis.heal_all(&mut world) {
-                    history.record(Event::Note(fault.to_string()));
-                }
-            }
-            history.record(Event::Note("healed; draining".into()));
-            healed.store(true, Ordering::SeqCst);
-        } else if let Some(nemesis) = &mut nemesis
-            && !healed.load(Ordering::SeqCst)
-            && let Some(fault) = nemesis.step(&mut world)
-        {
-            history.record(Event::Note(fault.to_string()));
-        }
-    }
-    let records = history.records();
-    let mut trace = TraceHash::new(sim.keep_trace);
-    for record in &records {
-        trace.record(record.to_string());
-    }
-    Ok(SimOutcome { verdict: check(&records), trace, records, elapsed: world.elapsed() })
+    let phases = Phases::new();
+    world.client(APP, workload(sim.clone(), history.clone(), phases.clone()));
+    let nemesis = sim.faults.then(|| Nemesis::new(seed, servers(), APP.to_owned()));
+    harness::drive(world, nemesis, &history, &phases, sim.keep_trace, seed)
 }
 
 /// Creates the topic on every master (as `mqadmin updateTopic` would) and waits until both
@@ -254,12 +209,7 @@ async fn ask(env: &SimEnv, addr: &str, request: RemotingCommand) -> Option<Remot
 
 /// The application: producers until every message is sent, then (once the harness healed
 /// every fault) a drain until every acknowledged message arrived or the drain time is up.
-async fn workload(
-    sim: RocketmqSim,
-    history: History,
-    sending_done: Arc<AtomicBool>,
-    healed: Arc<AtomicBool>,
-) -> turmoil::Result {
+async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil::Result {
     let env = SimEnv::for_host(sim.seed, APP);
     let client = |id: &str| ClientConfig {
         request_timeout_ms: 2_000,
@@ -356,10 +306,8 @@ async fn workload(
     for producer in producers {
         let _ = producer.await;
     }
-    sending_done.store(true, Ordering::SeqCst);
-    while !healed.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    phases.sending_done.store(true, Ordering::SeqCst);
+    phases.wait_healed().await;
     // Drain: until every acknowledged message arrived, or for at most the drain time.
     let expected = acked.load(Ordering::SeqCst);
     let mut seen = std::collections::BTreeSet::new();

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod dump;
 mod serve;
+mod sim;
 
 /// twinmq: Kafka's and RocketMQ's designs side by side on one storage core.
 #[derive(Debug, Parser)]
@@ -23,7 +24,7 @@ enum Command {
     #[command(subcommand)]
     Serve(serve::Serve),
     /// Run deterministic fault-injection simulations of either model.
-    Sim(Pending),
+    Sim(Box<sim::SimArgs>),
     /// Load-generate against a Kafka or RocketMQ endpoint and record throughput and latency.
     Bench(Box<bench::BenchArgs>),
     /// Measure both models on the same machine and workload and write a report.
@@ -44,16 +45,18 @@ struct Pending {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A simulation's brokers log as servers do; by default only their errors show.
+    let default_level = if matches!(cli.command, Command::Sim(_)) { "error" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let result = match cli.command {
         Command::Serve(serve) => serve::run(serve),
-        Command::Sim(_) => not_built("sim", "the simulation issue"),
+        Command::Sim(args) => sim::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Compare(_) => not_built("compare", "the comparison report issue"),
         Command::Dump { dir } => dump::run(&dir),

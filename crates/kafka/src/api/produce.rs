@@ -45,7 +45,7 @@ pub async fn handle<E: Env>(
                     let end = produced.log_end_offset;
                     let promised = async {
                         if acks == -1 {
-                            partition.wait_committed(end).await?;
+                            partition.wait_committed(end, produced.leader_epoch).await?;
                         }
                         partition.wait_durable(end).await
                     };

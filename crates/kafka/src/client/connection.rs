@@ -1,6 +1,9 @@
 //! ClientConnection — one connection to a Kafka broker: typed requests out, typed responses
 //! back, one at a time, each with its correlation id checked.
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::BytesMut;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -11,6 +14,8 @@ use crate::wire::connection::ConnectionError;
 
 /// Largest response a client accepts.
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// `request.timeout.ms` unless the caller says otherwise (Kafka's default).
+pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// Why a request failed on the client side.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,14 @@ pub enum ClientError {
     /// The broker answered with an error code.
     #[error("the broker answered with error {0}")]
     Broker(i16),
+    /// No answer (or no connection) within the request timeout; the connection is dropped.
+    #[error("no answer from {addr} within {timeout_ms} ms")]
+    TimedOut {
+        /// The broker's address.
+        addr: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
     /// The response answers another request.
     #[error("correlation id {got}, expected {expected}")]
     Correlation {
@@ -48,11 +61,17 @@ pub enum ClientError {
     },
 }
 
-/// A connection to one broker.
+/// A connection to one broker. Connecting and every request are bounded by its timeout: a peer
+/// that went silent (cut off, powered off) costs one timeout, never a hung caller.
 pub struct ClientConnection<N: Net> {
     connection: Connection<N::Stream>,
     correlation_id: i32,
     client_id: String,
+    addr: String,
+    timeout: Duration,
+    /// A request timed out half-way: what the broker sends next may answer it, so the
+    /// connection takes no more requests.
+    broken: bool,
 }
 
 impl<N: Net> std::fmt::Debug for ClientConnection<N> {
@@ -64,16 +83,31 @@ impl<N: Net> std::fmt::Debug for ClientConnection<N> {
 }
 
 impl<N: Net> ClientConnection<N> {
-    /// Connects to `addr` (`host:port`).
+    /// Connects to `addr` (`host:port`) with the default request timeout.
     pub async fn connect(net: &N, addr: &str, client_id: &str) -> Result<Self, ClientError> {
-        let stream = net
-            .connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect { addr: addr.to_owned(), source })?;
+        Self::connect_within(net, addr, client_id, Duration::from_millis(REQUEST_TIMEOUT_MS)).await
+    }
+
+    /// Connects to `addr`, giving up after `timeout`, which then bounds every request.
+    pub async fn connect_within(
+        net: &N,
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let connect = async {
+            net.connect(addr)
+                .await
+                .map_err(|source| ClientError::Connect { addr: addr.to_owned(), source })
+        };
+        let stream = within(addr, timeout, connect).await?;
         Ok(Self {
             connection: Connection::new(stream, RESPONSE_BYTES_MAX),
             correlation_id: 0,
             client_id: client_id.to_owned(),
+            addr: addr.to_owned(),
+            timeout,
+            broken: false,
         })
     }
 
@@ -95,9 +129,14 @@ impl<N: Net> ClientConnection<N> {
             .encode(&mut payload, R::header_version(version))
             .and_then(|()| request.encode(&mut payload, version))
             .map_err(|e| ClientError::Codec(e.to_string()))?;
+        if self.broken {
+            return Err(ClientError::Closed);
+        }
         self.connection.queue(&payload);
-        self.connection.flush().await?;
-        Ok(())
+        let (addr, timeout) = (self.addr.clone(), self.timeout);
+        let sent = within(&addr, timeout, async { Ok(self.connection.flush().await?) }).await;
+        self.broken = matches!(sent, Err(ClientError::TimedOut { .. }));
+        sent
     }
 
     /// Sends `request` at `version` and waits for its response.
@@ -117,9 +156,18 @@ impl<N: Net> ClientConnection<N> {
             .encode(&mut payload, R::header_version(version))
             .and_then(|()| request.encode(&mut payload, version))
             .map_err(|e| ClientError::Codec(e.to_string()))?;
+        if self.broken {
+            return Err(ClientError::Closed);
+        }
         self.connection.queue(&payload);
-        self.connection.flush().await?;
-        let mut frame = self.connection.read_frame().await?.ok_or(ClientError::Closed)?;
+        let (addr, timeout) = (self.addr.clone(), self.timeout);
+        let answer = within(&addr, timeout, async {
+            self.connection.flush().await?;
+            self.connection.read_frame().await?.ok_or(ClientError::Closed)
+        })
+        .await;
+        self.broken = matches!(answer, Err(ClientError::TimedOut { .. }));
+        let mut frame = answer?;
         let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
             .map_err(|e| ClientError::Codec(e.to_string()))?;
         if header.correlation_id != self.correlation_id {
@@ -130,4 +178,18 @@ impl<N: Net> ClientConnection<N> {
         }
         R::Response::decode(&mut frame, version).map_err(|e| ClientError::Codec(e.to_string()))
     }
+}
+
+/// Runs `step` (a connect or a round trip with `addr`) within `timeout`.
+async fn within<T>(
+    addr: &str,
+    timeout: Duration,
+    step: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(timeout, step).await.unwrap_or_else(|_| {
+        Err(ClientError::TimedOut {
+            addr: addr.to_owned(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        })
+    })
 }

@@ -55,6 +55,9 @@ pub struct ConsumerConfig {
     pub fetch_max_wait_ms: i32,
     /// `max.partition.fetch.bytes`.
     pub partition_fetch_bytes: i32,
+    /// `request.timeout.ms`: a request unanswered this long fails and its connection closes
+    /// (keep it above `fetch_max_wait_ms`).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -68,6 +71,7 @@ impl Default for ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
             fetch_max_wait_ms: 500,
             partition_fetch_bytes: 1 << 20,
+            request_timeout_ms: super::connection::REQUEST_TIMEOUT_MS,
         }
     }
 }
@@ -124,7 +128,8 @@ impl<N: Net> Consumer<N> {
         config: ConsumerConfig,
     ) -> Self {
         Self {
-            client: ClusterClient::new(net, bootstrap, client_id),
+            client: ClusterClient::new(net, bootstrap, client_id)
+                .with_request_timeout(config.request_timeout_ms),
             clock,
             config,
             subscription: Vec::new(),

@@ -83,7 +83,12 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
         });
         let connection = match addr {
             Some(addr) => {
-                ClientConnection::connect(context.env.net(), &addr, &client_id).await.ok()
+                let wait_ms = u64::try_from(context.config.replica_fetch_wait_max_ms).unwrap_or(0);
+                let timeout =
+                    Duration::from_millis(wait_ms + context.config.replica_socket_timeout_ms);
+                ClientConnection::connect_within(context.env.net(), &addr, &client_id, timeout)
+                    .await
+                    .ok()
             }
             None => None,
         };

@@ -119,6 +119,17 @@ impl History {
         self.lock().clone()
     }
 
+    /// How many acknowledged messages have not been delivered (yet).
+    pub fn undelivered_acks(&self) -> usize {
+        let records = self.lock();
+        let ids = |pick: fn(&Event) -> Option<u64>| -> std::collections::BTreeSet<u64> {
+            records.iter().filter_map(|r| pick(&r.event)).collect()
+        };
+        let acked = ids(|e| if let Event::Ack { id, .. } = e { Some(*id) } else { None });
+        let delivered = ids(|e| if let Event::Deliver { id, .. } = e { Some(*id) } else { None });
+        acked.difference(&delivered).count()
+    }
+
     /// How many records there are.
     pub fn len(&self) -> usize {
         self.lock().len()

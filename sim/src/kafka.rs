@@ -8,10 +8,8 @@
 //! future resolves with an offset. The consumer group commits as it goes, so a rebalance or a
 //! coordinator move resumes from a commit and re-delivers what came after it.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,10 +23,9 @@ use twinmq_kafka::{Broker, BrokerConfig, ControllerLocation};
 use twinmq_runtime::{Env, Shutdown, SimEnv};
 use twinmq_storage::{FlushPolicy, LogConfig};
 
-pub use crate::harness::SimOutcome;
-use crate::harness::{self, Phases};
+use crate::harness::{self, APP, Phases};
+pub use crate::harness::{RunSettings, SimOutcome};
 use crate::history::{Event, History};
-use crate::nemesis::Nemesis;
 
 /// The topic every producer writes.
 const TOPIC: &str = "sim";
@@ -40,10 +37,6 @@ const CONTROLLER: (&str, i32) = ("controller", 100);
 const BROKERS: [&str; 3] = ["kafka-1", "kafka-2", "kafka-3"];
 /// The port every node listens on.
 const PORT: u16 = 9092;
-/// The application host (producers and consumers).
-const APP: &str = "app";
-/// How long the drain may take once every fault is healed.
-const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// How often the consumer commits its positions.
 const COMMIT_INTERVAL_MS: i64 = 1_000;
 /// The consumer's pause after a poll that brought nothing (or failed).
@@ -52,8 +45,8 @@ const POLL_BACKOFF: Duration = Duration::from_millis(50);
 /// One simulated run's settings.
 #[derive(Debug, Clone)]
 pub struct KafkaSim {
-    /// The seed: the whole run is a function of it.
-    pub seed: u64,
+    /// Seed, message count, faults, trace.
+    pub run: RunSettings,
     /// The producers' `acks` (-1 = all).
     pub acks: i16,
     /// `min.insync.replicas`.
@@ -66,16 +59,10 @@ pub struct KafkaSim {
     pub replication_factor: i16,
     /// The topic's partitions.
     pub partitions: i32,
-    /// Messages to send in all.
-    pub messages: u64,
     /// Concurrent producers (each owns a share of the keys).
     pub producers: u32,
     /// Ordering keys.
     pub keys: u32,
-    /// Whether the nemesis acts.
-    pub faults: bool,
-    /// Keep every event line for `--trace`.
-    pub keep_trace: bool,
 }
 
 impl KafkaSim {
@@ -84,18 +71,15 @@ impl KafkaSim {
     /// (the nemesis cuts power, and only synced bytes survive a power cut).
     pub fn new(seed: u64) -> Self {
         Self {
-            seed,
+            run: RunSettings::new(seed, 400),
             acks: -1,
             min_insync_replicas: 2,
             unclean_leader_election: false,
             flush: FlushPolicy::Sync,
             replication_factor: 3,
             partitions: 4,
-            messages: 400,
             producers: 2,
             keys: 16,
-            faults: true,
-            keep_trace: false,
         }
     }
 }
@@ -144,8 +128,8 @@ fn node_config(sim: &KafkaSim, host: &str, node_id: i32) -> BrokerConfig {
 
 /// Runs one simulation.
 pub fn run(sim: &KafkaSim) -> Result<SimOutcome, String> {
-    let mut world = harness::world(sim.seed);
-    let seed = sim.seed;
+    let mut world = harness::world(sim.run.seed);
+    let seed = sim.run.seed;
     let nodes = std::iter::once(CONTROLLER).chain(BROKERS.iter().zip(1..).map(|(h, n)| (*h, n)));
     for (host, node_id) in nodes {
         let config = node_config(sim, host, node_id);
@@ -158,11 +142,10 @@ pub fn run(sim: &KafkaSim) -> Result<SimOutcome, String> {
             }
         });
     }
-    let history = History::new();
-    let phases = Phases::new();
-    world.client(APP, workload(sim.clone(), history.clone(), phases.clone()));
-    let nemesis = sim.faults.then(|| Nemesis::new(seed, servers(), APP.to_owned()));
-    harness::drive(world, nemesis, &history, &phases, sim.keep_trace, seed)
+    let workload_sim = sim.clone();
+    harness::run(&sim.run, world, servers(), |history, phases| {
+        workload(workload_sim, history, phases)
+    })
 }
 
 /// Creates the topic (as `kafka-topics --create` would) and waits until every partition has a
@@ -209,9 +192,8 @@ async fn create_topic(env: &SimEnv, sim: &KafkaSim) {
 /// The application: producers until every message is answered, then (once the harness healed
 /// every fault) a drain until every acknowledged message arrived or the drain time is up.
 async fn workload(sim: KafkaSim, history: History, phases: Phases) -> turmoil::Result {
-    let env = SimEnv::for_host(sim.seed, APP);
+    let env = SimEnv::for_host(sim.run.seed, APP);
     create_topic(&env, &sim).await;
-    let acked = Arc::new(AtomicU64::new(0));
     let stop = Shutdown::new();
     let consumer = tokio::spawn(consume(env.clone(), history.clone(), stop.clone()));
     let mut senders = Vec::new();
@@ -234,15 +216,13 @@ async fn workload(sim: KafkaSim, history: History, phases: Phases) -> turmoil::R
         ));
         let keys = (0..sim.keys).filter(|key| key % sim.producers == producer_index);
         for key in keys {
-            let (producer, history, acked) =
-                (Arc::clone(&producer), history.clone(), Arc::clone(&acked));
-            let ids: Vec<u64> =
-                (0..sim.messages).filter(|id| id % u64::from(sim.keys) == u64::from(key)).collect();
+            let (producer, history) = (Arc::clone(&producer), history.clone());
+            let ids: Vec<u64> = (0..sim.run.messages)
+                .filter(|id| id % u64::from(sim.keys) == u64::from(key))
+                .collect();
             senders.push(tokio::spawn(async move {
                 for id in ids {
-                    if send(&producer, &history, producer_index, key, id).await {
-                        acked.fetch_add(1, Ordering::SeqCst);
-                    } else {
+                    if !send(&producer, &history, producer_index, key, id).await {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
@@ -252,33 +232,8 @@ async fn workload(sim: KafkaSim, history: History, phases: Phases) -> turmoil::R
     for sender in senders {
         let _ = sender.await;
     }
-    phases.sending_done.store(true, Ordering::SeqCst);
-    phases.wait_healed().await;
-    let acked_ids: BTreeSet<u64> = history
-        .records()
-        .iter()
-        .filter_map(|r| match r.event {
-            Event::Ack { id, .. } => Some(id),
-            _ => None,
-        })
-        .collect();
-    let drained = async {
-        loop {
-            let seen: BTreeSet<u64> = history
-                .records()
-                .iter()
-                .filter_map(|r| match r.event {
-                    Event::Deliver { id, .. } => Some(id),
-                    _ => None,
-                })
-                .collect();
-            if acked_ids.is_subset(&seen) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_LIMIT, drained).await;
+    phases.sending_done().await;
+    harness::drain(&history).await;
     stop.trigger();
     let _ = consumer.await;
     Ok(())
@@ -347,10 +302,7 @@ async fn consume(env: SimEnv, history: History, stop: Shutdown) {
             polled = consumer.poll() => polled,
         };
         match records {
-            Ok(records) if records.is_empty() => {
-                tracing::trace!(assignment = ?consumer.assignment(), "nothing polled");
-                tokio::time::sleep(POLL_BACKOFF).await;
-            }
+            Ok(records) if records.is_empty() => tokio::time::sleep(POLL_BACKOFF).await,
             Ok(records) => {
                 for record in records {
                     let Some(id) = record
@@ -370,7 +322,7 @@ async fn consume(env: SimEnv, history: History, stop: Shutdown) {
                 }
             }
             Err(error) => {
-                tracing::debug!(%error, assignment = ?consumer.assignment(), "poll failed");
+                tracing::debug!(%error, "poll failed");
                 tokio::time::sleep(POLL_BACKOFF).await;
             }
         }

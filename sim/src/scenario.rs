@@ -6,7 +6,7 @@ use std::fmt;
 use twinmq_rocketmq::broker::ha::BrokerRole;
 use twinmq_storage::FlushPolicy;
 
-use crate::harness::SimOutcome;
+use crate::harness::{RunSettings, SimOutcome};
 use crate::kafka::KafkaSim;
 use crate::rocketmq::RocketmqSim;
 
@@ -108,40 +108,12 @@ impl Scenario {
         })
     }
 
-    /// The same scenario with another seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        match &mut self {
-            Self::Kafka(sim) => sim.seed = seed,
-            Self::Rocketmq(sim) => sim.seed = seed,
+    /// The settings every run has, to change: seed, messages, faults, trace.
+    pub fn settings(&mut self) -> &mut RunSettings {
+        match self {
+            Self::Kafka(sim) => &mut sim.run,
+            Self::Rocketmq(sim) => &mut sim.run,
         }
-        self
-    }
-
-    /// The same scenario with the nemesis on or off.
-    pub fn with_faults(mut self, faults: bool) -> Self {
-        match &mut self {
-            Self::Kafka(sim) => sim.faults = faults,
-            Self::Rocketmq(sim) => sim.faults = faults,
-        }
-        self
-    }
-
-    /// The same scenario sending `messages` messages.
-    pub fn with_messages(mut self, messages: u64) -> Self {
-        match &mut self {
-            Self::Kafka(sim) => sim.messages = messages,
-            Self::Rocketmq(sim) => sim.messages = messages,
-        }
-        self
-    }
-
-    /// The same scenario keeping every event line.
-    pub fn keeping_trace(mut self) -> Self {
-        match &mut self {
-            Self::Kafka(sim) => sim.keep_trace = true,
-            Self::Rocketmq(sim) => sim.keep_trace = true,
-        }
-        self
     }
 
     /// Runs it.

@@ -64,8 +64,11 @@ mod tests {
 
     #[test]
     fn a_sweep_on_two_threads_gives_what_each_seed_gives_alone() {
-        let scenario =
-            |seed| Scenario::preset(Model::Rocketmq, "durable", seed).unwrap().with_messages(40);
+        let scenario = |seed| {
+            let mut scenario = Scenario::preset(Model::Rocketmq, "durable", seed).unwrap();
+            scenario.settings().messages = 40;
+            scenario
+        };
         let swept = sweep(0..4, 2, scenario, |_| {});
         assert_eq!(swept.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         for result in &swept {

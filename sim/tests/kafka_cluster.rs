@@ -2,30 +2,18 @@
 //! delivered, in key order; one seed gives one trace. (The durable configuration under faults
 //! still loses a consumer group's commits on some seeds; its sweep test comes with the fix.)
 
-use twinmq_sim::kafka::{KafkaSim, SimOutcome, run};
-
-fn explain(outcome: &SimOutcome) -> String {
-    let violations: Vec<String> =
-        outcome.verdict.violations.iter().take(5).map(ToString::to_string).collect();
-    let failures: Vec<String> = outcome
-        .records
-        .iter()
-        .filter(|r| matches!(r.event, twinmq_sim::history::Event::SendFailed { .. }))
-        .take(3)
-        .map(ToString::to_string)
-        .collect();
-    format!("{:?}\n{}\n{}", outcome.verdict, violations.join("\n"), failures.join("\n"))
-}
+use twinmq_sim::kafka::{KafkaSim, run};
 
 #[test]
 fn without_faults_everything_arrives_in_order() {
-    let sim = KafkaSim { faults: false, ..KafkaSim::new(1) };
+    let mut sim = KafkaSim::new(1);
+    sim.run.faults = false;
     let outcome = run(&sim).unwrap();
     let verdict = &outcome.verdict;
-    assert!(verdict.is_clean(), "{}", explain(&outcome));
-    assert_eq!(verdict.sent, sim.messages);
-    assert_eq!(verdict.acknowledged, sim.messages, "{}", explain(&outcome));
-    assert_eq!(verdict.delivered, sim.messages);
+    assert!(verdict.is_clean(), "{}", outcome.explain(5));
+    assert_eq!(verdict.sent, sim.run.messages);
+    assert_eq!(verdict.acknowledged, sim.run.messages, "{}", outcome.explain(5));
+    assert_eq!(verdict.delivered, sim.run.messages);
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub struct SimArgs {
     #[arg(long)]
     no_faults: bool,
     /// Print every event of the run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     trace: bool,
     /// List each model's presets and exit.
     #[arg(long)]
@@ -51,11 +51,13 @@ pub struct SimArgs {
 
 impl SimArgs {
     fn scenario(&self, model: Model, seed: u64) -> anyhow::Result<Scenario> {
-        let mut scenario = Scenario::preset(model, &self.preset, seed)
-            .map_err(anyhow::Error::msg)?
-            .with_faults(!self.no_faults);
+        let mut scenario =
+            Scenario::preset(model, &self.preset, seed).map_err(anyhow::Error::msg)?;
+        let settings = scenario.settings();
+        settings.faults = !self.no_faults;
+        settings.keep_trace = self.trace;
         if let Some(messages) = self.messages {
-            scenario = scenario.with_messages(messages);
+            settings.messages = messages;
         }
         Ok(scenario)
     }
@@ -93,47 +95,17 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_one(args: &SimArgs, model: Model, seed: u64) -> anyhow::Result<ExitCode> {
-    let mut scenario = args.scenario(model, seed)?;
-    if args.trace {
-        scenario = scenario.keeping_trace();
-    }
+    let scenario = args.scenario(model, seed)?;
     let outcome = scenario.run().map_err(anyhow::Error::msg).context("the simulation stopped")?;
     for line in outcome.trace.lines() {
         println!("{line}");
     }
-    print_outcome(&outcome);
+    println!("{}", outcome.explain(VIOLATIONS_SHOWN));
     if outcome.verdict.is_clean() {
         return Ok(ExitCode::SUCCESS);
     }
     println!("replay: {}", args.replay(model, seed));
     Ok(ExitCode::FAILURE)
-}
-
-fn print_outcome(outcome: &SimOutcome) {
-    let v = &outcome.verdict;
-    println!(
-        "sent {} acknowledged {} failed {} delivered {} | lost {} duplicates {} order violations {} commits backwards {}",
-        v.sent,
-        v.acknowledged,
-        v.failed,
-        v.delivered,
-        v.lost,
-        v.duplicates,
-        v.order_violations,
-        v.commits_backwards
-    );
-    for violation in v.violations.iter().take(VIOLATIONS_SHOWN) {
-        print!("{violation}");
-    }
-    if v.violations.len() > VIOLATIONS_SHOWN {
-        println!("… and {} more violations", v.violations.len() - VIOLATIONS_SHOWN);
-    }
-    println!(
-        "trace hash {:016x} ({} events, {:.1} s simulated)",
-        outcome.trace.hash(),
-        outcome.trace.event_count(),
-        outcome.elapsed.as_secs_f64()
-    );
 }
 
 fn run_sweep(args: &SimArgs, model: Model, seeds: Range<u64>) -> anyhow::Result<ExitCode> {
@@ -153,7 +125,11 @@ fn run_sweep(args: &SimArgs, model: Model, seeds: Range<u64>) -> anyhow::Result<
     let results = sweep(
         seeds.clone(),
         args.jobs,
-        |seed| template.clone().with_seed(seed),
+        |seed| {
+            let mut scenario = template.clone();
+            scenario.settings().seed = seed;
+            scenario
+        },
         |result| {
             if !result.is_clean() {
                 let failed = failing.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

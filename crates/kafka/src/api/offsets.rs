@@ -86,12 +86,8 @@ async fn commit<E: Env>(
     let produced = partition.append_as_leader(&batch, u64::MAX)?;
     // As Kafka's offsets.commit.required.acks=-1: a commit is answered once the whole ISR has
     // it, so the coordinator that takes over after a failure has it too.
-    let end = produced.log_end_offset;
     let timeout = Duration::from_millis(context.groups.config.offset_commit_timeout_ms);
-    let promised = async {
-        partition.wait_committed(end, produced.leader_epoch).await?;
-        partition.wait_durable(end).await
-    };
+    let promised = partition.wait_promised(&produced, true);
     tokio::time::timeout(timeout, promised).await.map_err(|_| {
         KafkaError::RequestTimedOut(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
     })??;

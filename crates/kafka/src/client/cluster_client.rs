@@ -174,7 +174,8 @@ impl<N: Net> ClusterClient<N> {
         if let Some(connection) = connections.get(&node_id) {
             return Ok(Arc::clone(connection));
         }
-        let addr = self.address(node_id)?;
+        let addr =
+            self.lock().brokers.get(&node_id).cloned().ok_or(ClientError::UnknownNode(node_id))?;
         let connection = Arc::new(Mutex::new(self.connect(&addr).await?));
         connections.insert(node_id, Arc::clone(&connection));
         Ok(connection)
@@ -183,10 +184,6 @@ impl<N: Net> ClusterClient<N> {
     async fn connect(&self, addr: &str) -> Result<ClientConnection<N>, ClientError> {
         ClientConnection::connect_within(&self.net, addr, &self.client_id, self.request_timeout)
             .await
-    }
-
-    fn address(&self, node_id: i32) -> Result<String, ClientError> {
-        self.lock().brokers.get(&node_id).cloned().ok_or(ClientError::UnknownNode(node_id))
     }
 
     /// Any known broker (for requests that may go anywhere).

@@ -1,7 +1,6 @@
 //! ClientConnection — one connection to a Kafka broker: typed requests out, typed responses
 //! back, one at a time, each with its correlation id checked.
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -100,7 +99,9 @@ impl<N: Net> ClientConnection<N> {
                 .await
                 .map_err(|source| ClientError::Connect { addr: addr.to_owned(), source })
         };
-        let stream = within(addr, timeout, connect).await?;
+        let stream = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| timed_out(addr, timeout))??;
         Ok(Self {
             connection: Connection::new(stream, RESPONSE_BYTES_MAX),
             correlation_id: 0,
@@ -118,25 +119,7 @@ impl<N: Net> ClientConnection<N> {
         version: i16,
         request: &R,
     ) -> Result<(), ClientError> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let mut payload = BytesMut::new();
-        header
-            .encode(&mut payload, R::header_version(version))
-            .and_then(|()| request.encode(&mut payload, version))
-            .map_err(|e| ClientError::Codec(e.to_string()))?;
-        if self.broken {
-            return Err(ClientError::Closed);
-        }
-        self.connection.queue(&payload);
-        let (addr, timeout) = (self.addr.clone(), self.timeout);
-        let sent = within(&addr, timeout, async { Ok(self.connection.flush().await?) }).await;
-        self.broken = matches!(sent, Err(ClientError::TimedOut { .. }));
-        sent
+        self.exchange(version, request, false).await.map(drop)
     }
 
     /// Sends `request` at `version` and waits for its response.
@@ -145,29 +128,7 @@ impl<N: Net> ClientConnection<N> {
         version: i16,
         request: &R,
     ) -> Result<R::Response, ClientError> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let mut payload = BytesMut::new();
-        header
-            .encode(&mut payload, R::header_version(version))
-            .and_then(|()| request.encode(&mut payload, version))
-            .map_err(|e| ClientError::Codec(e.to_string()))?;
-        if self.broken {
-            return Err(ClientError::Closed);
-        }
-        self.connection.queue(&payload);
-        let (addr, timeout) = (self.addr.clone(), self.timeout);
-        let answer = within(&addr, timeout, async {
-            self.connection.flush().await?;
-            self.connection.read_frame().await?.ok_or(ClientError::Closed)
-        })
-        .await;
-        self.broken = matches!(answer, Err(ClientError::TimedOut { .. }));
-        let mut frame = answer?;
+        let mut frame = self.exchange(version, request, true).await?.ok_or(ClientError::Closed)?;
         let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
             .map_err(|e| ClientError::Codec(e.to_string()))?;
         if header.correlation_id != self.correlation_id {
@@ -178,18 +139,49 @@ impl<N: Net> ClientConnection<N> {
         }
         R::Response::decode(&mut frame, version).map_err(|e| ClientError::Codec(e.to_string()))
     }
+
+    /// Writes `request` with the next correlation id and, when `answered`, reads the response
+    /// frame — all within the timeout, after which the connection is broken.
+    async fn exchange<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+        answered: bool,
+    ) -> Result<Option<bytes::Bytes>, ClientError> {
+        if self.broken {
+            return Err(ClientError::Closed);
+        }
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let mut payload = BytesMut::new();
+        header
+            .encode(&mut payload, R::header_version(version))
+            .and_then(|()| request.encode(&mut payload, version))
+            .map_err(|e| ClientError::Codec(e.to_string()))?;
+        self.connection.queue(&payload);
+        let round_trip = async {
+            self.connection.flush().await?;
+            if !answered {
+                return Ok(None);
+            }
+            Ok(Some(self.connection.read_frame().await?.ok_or(ClientError::Closed)?))
+        };
+        let answer = tokio::time::timeout(self.timeout, round_trip)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(&self.addr, self.timeout)));
+        self.broken = matches!(answer, Err(ClientError::TimedOut { .. }));
+        answer
+    }
 }
 
-/// Runs `step` (a connect or a round trip with `addr`) within `timeout`.
-async fn within<T>(
-    addr: &str,
-    timeout: Duration,
-    step: impl Future<Output = Result<T, ClientError>>,
-) -> Result<T, ClientError> {
-    tokio::time::timeout(timeout, step).await.unwrap_or_else(|_| {
-        Err(ClientError::TimedOut {
-            addr: addr.to_owned(),
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        })
-    })
+/// The error of a connect or round trip with `addr` that took longer than `timeout`.
+fn timed_out(addr: &str, timeout: Duration) -> ClientError {
+    ClientError::TimedOut {
+        addr: addr.to_owned(),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    }
 }

@@ -484,6 +484,19 @@ impl<F: Fs> Partition<F> {
         }
     }
 
+    /// Waits for what a produce was promised: with `all_replicas` (acks=all) that its records'
+    /// leadership committed them, then that they are durable under the flush policy.
+    pub async fn wait_promised(
+        &self,
+        produced: &Produced,
+        all_replicas: bool,
+    ) -> Result<(), KafkaError> {
+        if all_replicas {
+            self.wait_committed(produced.log_end_offset, produced.leader_epoch).await?;
+        }
+        self.wait_durable(produced.log_end_offset).await
+    }
+
     /// Waits until the log is durable up to `end_offset` under the partition's flush policy
     /// (at once under an async policy).
     pub async fn wait_durable(&self, end_offset: u64) -> Result<(), KafkaError> {

@@ -41,6 +41,9 @@ pub enum Role {
 pub struct IsrProposal {
     /// The ISR the leader wants.
     pub isr: Vec<i32>,
+    /// The follower an expansion adds (none for a shrink): it holds the high watermark until
+    /// the controller commits or refuses it.
+    pub joining: Option<i32>,
     /// Why (a log line).
     pub reason: String,
 }
@@ -96,6 +99,7 @@ impl Role {
             expanded.sort_unstable();
             return Some(IsrProposal {
                 isr: expanded,
+                joining: Some(replica),
                 reason: format!("replica {replica} caught up to {fetch_offset}"),
             });
         }
@@ -117,6 +121,7 @@ impl Role {
         let shrunk = isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
         Some(IsrProposal {
             isr: shrunk,
+            joining: None,
             reason: format!("replicas {lagging:?} lag over {lag_max_ms} ms"),
         })
     }

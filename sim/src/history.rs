@@ -107,9 +107,27 @@ impl History {
         self.lock().push(Record { at_ms, event });
     }
 
+    /// Records `event` at `at` (for the harness, which acts between simulation steps, outside
+    /// every host).
+    pub fn record_at(&self, at: std::time::Duration, event: Event) {
+        let at_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+        self.lock().push(Record { at_ms, event });
+    }
+
     /// Every record so far.
     pub fn records(&self) -> Vec<Record> {
         self.lock().clone()
+    }
+
+    /// How many acknowledged messages have not been delivered (yet).
+    pub fn undelivered_acks(&self) -> usize {
+        let records = self.lock();
+        let ids = |pick: fn(&Event) -> Option<u64>| -> std::collections::BTreeSet<u64> {
+            records.iter().filter_map(|r| pick(&r.event)).collect()
+        };
+        let acked = ids(|e| if let Event::Ack { id, .. } = e { Some(*id) } else { None });
+        let delivered = ids(|e| if let Event::Deliver { id, .. } = e { Some(*id) } else { None });
+        acked.difference(&delivered).count()
     }
 
     /// How many records there are.

@@ -6,8 +6,12 @@
 //! come next.
 
 pub mod checker;
+pub mod harness;
 pub mod history;
+pub mod kafka;
 pub mod nemesis;
 pub mod rocketmq;
+pub mod scenario;
 pub mod storage_crash;
+pub mod sweep;
 pub mod trace;

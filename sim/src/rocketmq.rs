@@ -10,12 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use twinmq_rocketmq::broker::ha::BrokerRole;
 use twinmq_rocketmq::broker::{Broker, BrokerConfig};
 use twinmq_rocketmq::client::{
@@ -27,10 +24,9 @@ use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
 use twinmq_runtime::{Env, Shutdown, SimEnv};
 use twinmq_storage::{CommitLogConfig, FlushPolicy};
 
-use crate::checker::{Verdict, check};
-use crate::history::{Event, History, Record};
-use crate::nemesis::Nemesis;
-use crate::trace::TraceHash;
+use crate::harness::{self, APP, Phases};
+pub use crate::harness::{RunSettings, SimOutcome};
+use crate::history::{Event, History};
 
 /// The topic every producer writes.
 const TOPIC: &str = "sim";
@@ -38,60 +34,36 @@ const TOPIC: &str = "sim";
 const GROUPS: [&str; 2] = ["broker-a", "broker-b"];
 /// Nameservers.
 const NAMESRVS: [&str; 2] = ["namesrv-1", "namesrv-2"];
-/// The application host (producers and the consumer).
-const APP: &str = "app";
 
 /// One simulated run's settings.
 #[derive(Debug, Clone)]
 pub struct RocketmqSim {
-    /// The seed: the whole run is a function of it.
-    pub seed: u64,
+    /// Seed, message count, faults, trace.
+    pub run: RunSettings,
     /// Both masters' role.
     pub role: BrokerRole,
     /// Every broker's flush policy.
     pub flush: FlushPolicy,
-    /// Messages to send in all.
-    pub messages: u64,
     /// Concurrent producers (each owns a share of the keys).
     pub producers: u32,
     /// Ordering keys.
     pub keys: u32,
     /// Queues of the topic on each broker group.
     pub queues: u32,
-    /// Whether the nemesis acts.
-    pub faults: bool,
-    /// Keep every event line for `--trace`.
-    pub keep_trace: bool,
 }
 
 impl RocketmqSim {
     /// The durable configuration (SYNC_MASTER + SYNC_FLUSH) with faults, for `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            seed,
+            run: RunSettings::new(seed, 400),
             role: BrokerRole::SyncMaster,
             flush: FlushPolicy::Sync,
-            messages: 400,
             producers: 2,
             keys: 8,
             queues: 2,
-            faults: true,
-            keep_trace: false,
         }
     }
-}
-
-/// What one run found.
-#[derive(Debug, Clone)]
-pub struct SimOutcome {
-    /// The checkers' verdict.
-    pub verdict: Verdict,
-    /// The hash of the run's event trace.
-    pub trace: TraceHash,
-    /// The history, in order.
-    pub records: Vec<Record>,
-    /// Simulated time the run took.
-    pub elapsed: Duration,
 }
 
 /// Every host of the cluster but the application.
@@ -133,13 +105,8 @@ fn broker_config(sim: &RocketmqSim, group: &str, slave: bool) -> BrokerConfig {
 
 /// Runs one simulation.
 pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
-    let mut world = turmoil::Builder::new()
-        .rng_seed(sim.seed)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .tick_duration(Duration::from_millis(1))
-        .simulation_duration(Duration::from_secs(900))
-        .build();
-    let seed = sim.seed;
+    let mut world = harness::world(sim.run.seed);
+    let seed = sim.run.seed;
     for namesrv in NAMESRVS {
         world.host(namesrv, move || async move {
             let env = SimEnv::for_host(seed, namesrv);
@@ -169,38 +136,10 @@ pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
             });
         }
     }
-    let history = History::new();
-    let sending_done = Arc::new(AtomicBool::new(false));
-    let healed = Arc::new(AtomicBool::new(false));
-    world.client(APP, workload(sim.clone(), history.clone(), sending_done.clone(), healed.clone()));
-
-    let mut nemesis = sim.faults.then(|| Nemesis::new(seed, servers(), APP.to_owned()));
-    loop {
-        let done = world.step().map_err(|e| format!("seed {seed}: {e}"))?;
-        if done {
-            break;
-        }
-        if sending_done.load(Ordering::SeqCst) && !healed.load(Ordering::SeqCst) {
-            if let Some(nemesis) = &mut nemesis {
-                for fault in nemesis.heal_all(&mut world) {
-                    history.record(Event::Note(fault.to_string()));
-                }
-            }
-            history.record(Event::Note("healed; draining".into()));
-            healed.store(true, Ordering::SeqCst);
-        } else if let Some(nemesis) = &mut nemesis
-            && !healed.load(Ordering::SeqCst)
-            && let Some(fault) = nemesis.step(&mut world)
-        {
-            history.record(Event::Note(fault.to_string()));
-        }
-    }
-    let records = history.records();
-    let mut trace = TraceHash::new(sim.keep_trace);
-    for record in &records {
-        trace.record(record.to_string());
-    }
-    Ok(SimOutcome { verdict: check(&records), trace, records, elapsed: world.elapsed() })
+    let workload_sim = sim.clone();
+    harness::run(&sim.run, world, servers(), |history, phases| {
+        workload(workload_sim, history, phases)
+    })
 }
 
 /// Creates the topic on every master (as `mqadmin updateTopic` would) and waits until both
@@ -254,13 +193,8 @@ async fn ask(env: &SimEnv, addr: &str, request: RemotingCommand) -> Option<Remot
 
 /// The application: producers until every message is sent, then (once the harness healed
 /// every fault) a drain until every acknowledged message arrived or the drain time is up.
-async fn workload(
-    sim: RocketmqSim,
-    history: History,
-    sending_done: Arc<AtomicBool>,
-    healed: Arc<AtomicBool>,
-) -> turmoil::Result {
-    let env = SimEnv::for_host(sim.seed, APP);
+async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil::Result {
+    let env = SimEnv::for_host(sim.run.seed, APP);
     let client = |id: &str| ClientConfig {
         request_timeout_ms: 2_000,
         send_timeout_ms: 2_000,
@@ -281,8 +215,6 @@ async fn workload(
         })
         .collect();
     create_topic(&env, sim.queues).await;
-    let acked = Arc::new(AtomicU64::new(0));
-    let (deliveries, mut delivered) = mpsc::unbounded_channel::<u64>();
     let consumer = {
         let history = history.clone();
         let mut config = PushConsumerConfig::new("sim-consumers");
@@ -312,7 +244,6 @@ async fn workload(
                         queue: format!("{}/{}", queue.broker_name, queue.queue_id),
                         offset: u64::try_from(message.queue_offset()).unwrap_or(0),
                     });
-                    let _ = deliveries.send(id);
                 }
                 ConsumeResult::Success
             },
@@ -320,13 +251,12 @@ async fn workload(
     };
     let mut producers = Vec::new();
     for producer_index in 0..sim.producers {
-        let (env, history, queues, acked) =
-            (env.clone(), history.clone(), queues.clone(), Arc::clone(&acked));
+        let (env, history, queues) = (env.clone(), history.clone(), queues.clone());
         let config = client(&format!("producer-{producer_index}"));
         let sim = sim.clone();
         producers.push(tokio::spawn(async move {
             let producer = Producer::start(env, config, "sim-producers").await;
-            let ids = (0..sim.messages)
+            let ids = (0..sim.run.messages)
                 .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index));
             for id in ids {
                 let key = u32::try_from(id % u64::from(sim.keys)).unwrap_or(0);
@@ -340,7 +270,6 @@ async fn workload(
                             queue: format!("{}/{}", queue.broker_name, queue.queue_id),
                             offset: u64::try_from(result.queue_offset).unwrap_or(0),
                         });
-                        acked.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(result) => history
                         .record(Event::SendFailed { id, reason: format!("{:?}", result.status) }),
@@ -356,37 +285,8 @@ async fn workload(
     for producer in producers {
         let _ = producer.await;
     }
-    sending_done.store(true, Ordering::SeqCst);
-    while !healed.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Drain: until every acknowledged message arrived, or for at most the drain time.
-    let expected = acked.load(Ordering::SeqCst);
-    let mut seen = std::collections::BTreeSet::new();
-    let drain = tokio::time::sleep(Duration::from_secs(120));
-    tokio::pin!(drain);
-    let acked_ids: std::collections::BTreeSet<u64> = history
-        .records()
-        .iter()
-        .filter_map(|r| match r.event {
-            Event::Ack { id, .. } => Some(id),
-            _ => None,
-        })
-        .collect();
-    seen.extend(history.records().iter().filter_map(|r| match r.event {
-        Event::Deliver { id, .. } => Some(id),
-        _ => None,
-    }));
-    while acked_ids.iter().filter(|id| seen.contains(id)).count() < expected as usize {
-        tokio::select! {
-            biased;
-            () = &mut drain => break,
-            id = delivered.recv() => match id {
-                Some(id) => { seen.insert(id); }
-                None => break,
-            },
-        }
-    }
+    phases.sending_done().await;
+    harness::drain(&history).await;
     consumer.shutdown().await;
     Ok(())
 }

@@ -5,21 +5,16 @@
 
 use twinmq_sim::rocketmq::{RocketmqSim, run};
 
-fn explain(outcome: &twinmq_sim::rocketmq::SimOutcome) -> String {
-    let violations: Vec<String> =
-        outcome.verdict.violations.iter().take(5).map(ToString::to_string).collect();
-    format!("{:?}\n{}", outcome.verdict, violations.join("\n"))
-}
-
 #[test]
 fn without_faults_everything_arrives_once_in_order() {
-    let sim = RocketmqSim { faults: false, ..RocketmqSim::new(1) };
+    let mut sim = RocketmqSim::new(1);
+    sim.run.faults = false;
     let outcome = run(&sim).unwrap();
     let verdict = &outcome.verdict;
-    assert!(verdict.is_clean(), "{}", explain(&outcome));
-    assert_eq!(verdict.sent, sim.messages);
-    assert_eq!(verdict.acknowledged, sim.messages, "{}", explain(&outcome));
-    assert_eq!(verdict.delivered, sim.messages);
+    assert!(verdict.is_clean(), "{}", outcome.explain(5));
+    assert_eq!(verdict.sent, sim.run.messages);
+    assert_eq!(verdict.acknowledged, sim.run.messages, "{}", outcome.explain(5));
+    assert_eq!(verdict.delivered, sim.run.messages);
 }
 
 #[test]
@@ -29,9 +24,9 @@ fn the_durable_configuration_loses_nothing_acknowledged_under_faults() {
         assert!(
             outcome.verdict.is_clean(),
             "seed {seed}: {}\nreplay: twinmq sim --model rocketmq --seed {seed}",
-            explain(&outcome)
+            outcome.explain(5)
         );
-        assert!(outcome.verdict.acknowledged > 0, "seed {seed}: {}", explain(&outcome));
+        assert!(outcome.verdict.acknowledged > 0, "seed {seed}: {}", outcome.explain(5));
     }
 }
 

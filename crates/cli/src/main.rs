@@ -9,6 +9,7 @@ mod bench;
 mod compare;
 mod dump;
 mod serve;
+mod sim;
 
 /// twinmq: Kafka's and RocketMQ's designs side by side on one storage core.
 #[derive(Debug, Parser)]
@@ -24,7 +25,7 @@ enum Command {
     #[command(subcommand)]
     Serve(serve::Serve),
     /// Run deterministic fault-injection simulations of either model.
-    Sim(Pending),
+    Sim(Box<sim::SimArgs>),
     /// Load-generate against a Kafka or RocketMQ endpoint and record throughput and latency.
     Bench(Box<bench::BenchArgs>),
     /// Measure both models on the same machine and workload and write a report.
@@ -36,18 +37,12 @@ enum Command {
     },
 }
 
-/// Arguments of a subcommand that is not built yet: accepted, then refused honestly.
-#[derive(Debug, clap::Args)]
-struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `compare` runs many servers in-process whose routine logs would bury its progress.
+    // `compare` runs many servers in-process and a simulation's brokers log as servers do: in
+    // both, routine logs would bury the command's own output, so by default only errors show.
     let default_level = match cli.command {
-        Command::Compare(_) => "error",
+        Command::Compare(_) | Command::Sim(_) => "error",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -59,7 +54,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(serve) => serve::run(serve),
-        Command::Sim(_) => not_built("sim", "the simulation issue"),
+        Command::Sim(args) => sim::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Compare(args) => compare::run(*args),
         Command::Dump { dir } => dump::run(&dir),
@@ -71,10 +66,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Refuses a subcommand that does not exist yet, loudly, with a non-zero exit.
-fn not_built(command: &str, tracked_in: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("twinmq {command}: not built yet (tracked in {tracked_in})");
-    Ok(ExitCode::from(2))
 }

@@ -26,6 +26,7 @@ pub struct Cluster<E: Env> {
     env: E,
     node_id: i32,
     location: ControllerLocation,
+    request_timeout: Duration,
     /// The controller, when it runs in this process.
     pub controller: Option<Controller<E::Fs>>,
     image: RwLock<MetadataImage>,
@@ -52,10 +53,17 @@ impl<E: Env> Cluster<E> {
             env,
             node_id,
             location,
+            request_timeout: Duration::from_millis(crate::client::connection::REQUEST_TIMEOUT_MS),
             controller,
             image: RwLock::new(image),
             changed: Notify::new(),
         }
+    }
+
+    /// Bounds each request forwarded to a remote controller by `timeout_ms`.
+    pub fn with_request_timeout(mut self, timeout_ms: u64) -> Self {
+        self.request_timeout = Duration::from_millis(timeout_ms);
+        self
     }
 
     /// A copy of the image.
@@ -207,9 +215,11 @@ impl<E: Env> Cluster<E> {
             return Err(KafkaError::InvalidRequest("no controller to forward to".into()));
         };
         let client_id = format!("broker-{}", self.node_id);
-        let mut connection = ClientConnection::connect(self.env.net(), addr, &client_id)
-            .await
-            .map_err(|e| KafkaError::ControllerUnavailable(e.to_string()))?;
+        let net = self.env.net();
+        let mut connection =
+            ClientConnection::connect_within(net, addr, &client_id, self.request_timeout)
+                .await
+                .map_err(|e| KafkaError::ControllerUnavailable(e.to_string()))?;
         connection
             .send(version, request)
             .await

@@ -48,6 +48,13 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `replica.fetch.wait.max.ms`: a follower's fetch waits this long for new records.
     pub replica_fetch_wait_max_ms: i32,
+    /// `replica.socket.timeout.ms`: a follower gives up on a fetch (beyond its wait) or a
+    /// connect to its leader after this long, and reconnects.
+    pub replica_socket_timeout_ms: u64,
+    /// `controller.quorum.request.timeout.ms`: registration, heartbeats, forwarded requests and
+    /// metadata fetches (beyond their wait) to the controller give up after this long, so a
+    /// broker cut off and reconnected heartbeats again before its session expires.
+    pub controller_request_timeout_ms: u64,
     /// `log.cleaner.backoff.ms`: how often compacted partitions are compacted.
     pub cleaner_backoff_ms: u64,
     /// `log.retention.check.interval.ms`: how often retention runs.
@@ -83,6 +90,9 @@ pub struct GroupConfig {
     /// for more members. Kafka's default is 3000; twinmq's is 0 (a single node has no members
     /// in flight from a rolling restart to wait for), settable for clusters.
     pub initial_rebalance_delay_ms: i32,
+    /// `offsets.commit.timeout.ms`: a commit the offsets partition's ISR has not taken within
+    /// this long fails (and is not answered as done).
+    pub offset_commit_timeout_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of the committed-offsets log; the group's
     /// coordinator is the leader of partition `hash(group) % this`.
     pub offsets_partitions: i32,
@@ -94,6 +104,7 @@ impl Default for GroupConfig {
             session_timeout_ms_min: 6_000,
             session_timeout_ms_max: 1_800_000,
             initial_rebalance_delay_ms: 0,
+            offset_commit_timeout_ms: 5_000,
             offsets_partitions: 8,
         }
     }
@@ -122,6 +133,8 @@ impl BrokerConfig {
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 500,
             replica_fetch_wait_max_ms: 500,
+            replica_socket_timeout_ms: 30_000,
+            controller_request_timeout_ms: 2_000,
             retention_check_interval_ms: 300_000,
             cleaner_backoff_ms: 15_000,
             log: LogConfig {

@@ -56,12 +56,14 @@ async fn check_liveness<E: Env>(context: &BrokerContext<E>) {
 async fn heartbeat<E: Env>(context: &BrokerContext<E>, addr: &str) {
     let node_id = context.config.node_id;
     let client_id = format!("broker-{node_id}-heartbeat");
+    let timeout = Duration::from_millis(context.config.controller_request_timeout_ms);
     loop {
         if context.shutdown.is_triggered() {
             return;
         }
+        let net = context.env.net();
         let mut connection =
-            match ClientConnection::connect(context.env.net(), addr, &client_id).await {
+            match ClientConnection::connect_within(net, addr, &client_id, timeout).await {
                 Ok(connection) => connection,
                 Err(error) => {
                     tracing::debug!(%error, "controller unreachable");
@@ -92,6 +94,9 @@ async fn heartbeat<E: Env>(context: &BrokerContext<E>, addr: &str) {
             }
             Err(error) => {
                 tracing::debug!(%error, "registration failed");
+                if !sleep_or_shutdown(context, RECONNECT_MS).await {
+                    return;
+                }
                 continue;
             }
         };
@@ -120,14 +125,17 @@ async fn heartbeat<E: Env>(context: &BrokerContext<E>, addr: &str) {
 
 async fn replicate_metadata<E: Env>(context: &BrokerContext<E>, addr: &str) {
     let client_id = format!("broker-{}-metadata", context.config.node_id);
+    let wait_ms = u64::try_from(context.config.replica_fetch_wait_max_ms).unwrap_or(0);
+    let timeout = Duration::from_millis(wait_ms + context.config.controller_request_timeout_ms);
     let mut image = MetadataImage::default();
     let mut next_offset = 0u64;
     loop {
         if context.shutdown.is_triggered() {
             return;
         }
+        let net = context.env.net();
         let mut connection =
-            match ClientConnection::connect(context.env.net(), addr, &client_id).await {
+            match ClientConnection::connect_within(net, addr, &client_id, timeout).await {
                 Ok(connection) => connection,
                 Err(_) => {
                     if !sleep_or_shutdown(context, RECONNECT_MS).await {

@@ -159,7 +159,8 @@ impl<E: Env> Broker<E> {
             ControllerLocation::Remote { .. } => None,
         };
         let cluster =
-            Cluster::new(env.clone(), config.node_id, config.controller.clone(), controller);
+            Cluster::new(env.clone(), config.node_id, config.controller.clone(), controller)
+                .with_request_timeout(config.controller_request_timeout_ms);
         let replicas = ReplicaManager::new(
             fs.clone(),
             clock.clone(),

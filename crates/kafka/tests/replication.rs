@@ -122,3 +122,55 @@ fn a_follower_cannot_append_out_of_place_and_a_non_leader_refuses_produce() {
     assert!(two.append_as_follower(&records, 0).is_err(), "offset 1 cannot follow an empty log");
     assert_eq!(two.role().unwrap().2, 0);
 }
+
+#[tokio::test]
+async fn a_deposed_leader_never_acknowledges_an_acks_all_produce_it_could_not_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (open(dir.path(), 1), open(dir.path(), 2));
+    one.become_leader(0, &[1, 2], &[1, 2], 0).unwrap();
+    two.become_follower(0, 1).unwrap();
+    one.append_as_leader(&batch("a", 2), u64::MAX).unwrap();
+    replicate(&one, &two, 10);
+    replicate(&one, &two, 20);
+
+    // Leader 1 takes a record its follower never sees; an acks=all producer waits for it.
+    let produced = one.append_as_leader(&batch("lost", 1), u64::MAX).unwrap();
+    let waiting = one.wait_committed(produced.log_end_offset, produced.leader_epoch);
+    tokio::pin!(waiting);
+    assert!(futures_poll_once(waiting.as_mut()).await.is_none(), "not committed yet");
+
+    // The controller moves leadership to 2, which takes a record of its own at that offset;
+    // 1 follows, truncates, and replicates past the offset the producer waits for.
+    two.become_leader(1, &[1, 2], &[1, 2], 30).unwrap();
+    one.become_follower(1, 2).unwrap();
+    two.append_as_leader(&batch("new", 1), u64::MAX).unwrap();
+    replicate(&two, &one, 40);
+    replicate(&two, &one, 50);
+    let (_, high_watermark, _) = one.offsets().unwrap();
+    assert!(high_watermark >= produced.log_end_offset, "the offset is committed, by epoch 1");
+
+    let answer = waiting.await;
+    assert!(
+        matches!(answer, Err(twinmq_kafka::KafkaError::NotLeader(_))),
+        "the record of epoch 0 is gone, so its producer hears NOT_LEADER: {answer:?}"
+    );
+    assert!(
+        one.wait_committed(produced.log_end_offset, produced.leader_epoch).await.is_err(),
+        "and a wait begun after the leadership ended fails at once"
+    );
+}
+
+/// Polls a future once: its output if it is ready.
+async fn futures_poll_once<T>(
+    future: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+) -> Option<T> {
+    let mut future = Some(future);
+    std::future::poll_fn(|cx| {
+        let ready = future.as_mut().map(|f| f.as_mut().poll(cx));
+        std::task::Poll::Ready(match ready {
+            Some(std::task::Poll::Ready(out)) => Some(out),
+            _ => None,
+        })
+    })
+    .await
+}

@@ -12,12 +12,10 @@ use twinmq_runtime::{File, Fs, OpenMode, RealFs};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_every_message_sent_acknowledged_and_consumed() {
     let cluster = Cluster::kafka().await;
-    let mut config = cluster.workload();
-    config.topic = "exact".into();
+    let mut config = cluster.workload("exact", 5_000);
     config.partitions = 4;
     config.producers = 2;
     config.consumers = 1;
-    config.bound = Bound::Count { messages: 5_000 };
     let report = cluster.bench(config).await.unwrap();
     assert_exact(&report, 5_000, true);
     assert_eq!(report.summary.partitions_actual, 4);
@@ -26,9 +24,7 @@ async fn counts_every_message_sent_acknowledged_and_consumed() {
     assert!(report.summary.latency_send_ack_us.p50_us <= report.summary.latency_send_ack_us.p99_us);
 
     // The same topic again: the second run reads only its own messages.
-    let mut again = cluster.workload();
-    again.topic = "exact".into();
-    again.bound = Bound::Count { messages: 300 };
+    let again = cluster.workload("exact", 300);
     assert_exact(&cluster.bench(again).await.unwrap(), 300, true);
     cluster.stop().await;
 }
@@ -36,19 +32,15 @@ async fn counts_every_message_sent_acknowledged_and_consumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_acks_all_and_fire_and_forget_runs_are_exact_too() {
     let cluster = Cluster::kafka().await;
-    let mut keyed = cluster.workload();
-    keyed.topic = "keyed".into();
+    let mut keyed = cluster.workload("keyed", 1_000);
     keyed.partitions = 3;
     keyed.consumers = 2;
     keyed.keys = true;
     keyed.kafka.acks = Acks::All;
-    keyed.bound = Bound::Count { messages: 1_000 };
     assert_exact(&cluster.bench(keyed).await.unwrap(), 1_000, true);
 
-    let mut forgotten = cluster.workload();
-    forgotten.topic = "forgotten".into();
+    let mut forgotten = cluster.workload("forgotten", 1_000);
     forgotten.kafka.acks = Acks::None;
-    forgotten.bound = Bound::Count { messages: 1_000 };
     let report = cluster.bench(forgotten).await.unwrap();
     assert_exact(&report, 1_000, false);
     assert!(!report.summary.acknowledged);
@@ -58,8 +50,7 @@ async fn keyed_acks_all_and_fire_and_forget_runs_are_exact_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_parses_back_and_the_timeline_has_one_row_per_second() {
     let cluster = Cluster::kafka().await;
-    let mut config = cluster.workload();
-    config.topic = "timed".into();
+    let mut config = cluster.workload("timed", 0);
     config.rate_msgs_per_sec = 1_000;
     config.warmup_ms = 200;
     config.bound = Bound::Duration { ms: 1_200 };

@@ -5,25 +5,21 @@
 mod common;
 
 use common::{Cluster, assert_exact};
-use twinmq_loadgen::{Bound, LoadgenError, SendMode, Target};
+use twinmq_loadgen::{LoadgenError, SendMode, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_every_sync_send_and_consumed_message() {
     let cluster = Cluster::rocketmq().await;
-    let mut config = cluster.workload();
-    config.topic = "exact".into();
+    let mut config = cluster.workload("exact", 5_000);
     config.partitions = 4;
     config.producers = 2;
     config.consumers = 1;
-    config.bound = Bound::Count { messages: 5_000 };
     let report = cluster.bench(config).await.unwrap();
     assert_exact(&report, 5_000, true);
     assert_eq!(report.summary.partitions_actual, 4);
 
     // The same topic again: a new group starts at the end, so only this run's messages come.
-    let mut again = cluster.workload();
-    again.topic = "exact".into();
-    again.bound = Bound::Count { messages: 200 };
+    let again = cluster.workload("exact", 200);
     assert_exact(&cluster.bench(again).await.unwrap(), 200, true);
     cluster.stop().await;
 }
@@ -31,21 +27,17 @@ async fn counts_every_sync_send_and_consumed_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_and_oneway_sends_are_exact_too() {
     let cluster = Cluster::rocketmq().await;
-    let mut batched = cluster.workload();
-    batched.topic = "batched".into();
+    let mut batched = cluster.workload("batched", 3_000);
     batched.producers = 2;
     batched.consumers = 2;
     batched.keys = true;
     batched.rocketmq.send_mode = SendMode::Batch { messages: 64 };
-    batched.bound = Bound::Count { messages: 3_000 };
     let report = cluster.bench(batched).await.unwrap();
     // Two consumers may both see a message while a queue changes hands: counted apart.
     assert_exact(&report, 3_000, true);
 
-    let mut oneway = cluster.workload();
-    oneway.topic = "oneway".into();
+    let mut oneway = cluster.workload("oneway", 1_000);
     oneway.rocketmq.send_mode = SendMode::Oneway;
-    oneway.bound = Bound::Count { messages: 1_000 };
     let report = cluster.bench(oneway).await.unwrap();
     assert_exact(&report, 1_000, false);
     assert_eq!(report.summary.produce.messages, 1_000, "oneway throughput counts sends");

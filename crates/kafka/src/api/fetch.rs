@@ -61,6 +61,13 @@ async fn apply<E: Env>(context: &BrokerContext<E>, proposals: Vec<Proposal>, adv
         if let Err(error) = context.cluster.alter_isr(&topic, partition, epoch, &proposal.isr).await
         {
             tracing::info!(%topic, partition, %error, "ISR expansion not committed");
+            let withdrawn = match (context.replicas.get(&topic, partition), proposal.joining) {
+                (Some(replica), Some(joining)) => replica.join_refused(joining),
+                _ => Ok(()),
+            };
+            if let Err(error) = withdrawn {
+                tracing::warn!(%topic, partition, %error, "ISR expansion not withdrawn");
+            }
         } else if context.cluster.controller.is_some() {
             context.metadata_changed();
         }

@@ -8,6 +8,8 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use std::time::Duration;
+
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use twinmq_runtime::Env;
@@ -82,7 +84,13 @@ async fn commit<E: Env>(
         .ok_or_else(|| KafkaError::NotCoordinator(group_id.to_owned()))?;
     let batch = OffsetStore::encode(group_id, commits, now_ms)?;
     let produced = partition.append_as_leader(&batch, u64::MAX)?;
-    partition.wait_durable(produced.log_end_offset).await?;
+    // As Kafka's offsets.commit.required.acks=-1: a commit is answered once the whole ISR has
+    // it, so the coordinator that takes over after a failure has it too.
+    let timeout = Duration::from_millis(context.groups.config.offset_commit_timeout_ms);
+    let promised = partition.wait_promised(&produced, true);
+    tokio::time::timeout(timeout, promised).await.map_err(|_| {
+        KafkaError::RequestTimedOut(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
+    })??;
     context.groups.offsets.apply(group_id, commits.to_vec());
     Ok(())
 }

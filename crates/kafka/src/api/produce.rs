@@ -42,13 +42,7 @@ pub async fn handle<E: Env>(
         for (index, outcome) in partitions {
             let outcome = match outcome {
                 Ok((partition, produced)) if acks != 0 => {
-                    let end = produced.log_end_offset;
-                    let promised = async {
-                        if acks == -1 {
-                            partition.wait_committed(end).await?;
-                        }
-                        partition.wait_durable(end).await
-                    };
+                    let promised = partition.wait_promised(&produced, acks == -1);
                     match tokio::time::timeout(timeout, promised).await {
                         Ok(Ok(())) => Ok(produced),
                         Ok(Err(error)) => Err(error),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
@@ -10,7 +11,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::sync::Mutex;
 use twinmq_runtime::Net;
 
-use super::connection::{ClientConnection, ClientError};
+use super::connection::{ClientConnection, ClientError, REQUEST_TIMEOUT_MS};
 
 /// Metadata version the client speaks.
 const METADATA_VERSION: i16 = 9;
@@ -35,6 +36,7 @@ pub struct ClusterClient<N: Net> {
     net: N,
     bootstrap: Vec<String>,
     client_id: String,
+    request_timeout: Duration,
     cache: std::sync::Mutex<Cache>,
     connections: Mutex<BTreeMap<i32, Arc<Mutex<ClientConnection<N>>>>>,
 }
@@ -57,9 +59,17 @@ impl<N: Net> ClusterClient<N> {
                 .map(str::to_owned)
                 .collect(),
             client_id: client_id.to_owned(),
+            request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS),
             cache: std::sync::Mutex::new(Cache::default()),
             connections: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Gives up on a connect or a request after `timeout_ms` (`request.timeout.ms`): a broker
+    /// that went silent, cut off or powered off, costs one timeout, not a hung client.
+    pub fn with_request_timeout(mut self, timeout_ms: u64) -> Self {
+        self.request_timeout = Duration::from_millis(timeout_ms);
+        self
     }
 
     /// Refreshes metadata for `topics` (auto-creating them when the broker allows).
@@ -81,15 +91,11 @@ impl<N: Net> ClusterClient<N> {
             cache.brokers.values().cloned().collect()
         };
         for addr in known.iter().chain(&self.bootstrap) {
-            let mut connection =
-                match ClientConnection::connect(&self.net, addr, &self.client_id).await {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        last_error = error;
-                        continue;
-                    }
-                };
-            match connection.send(METADATA_VERSION, &request).await {
+            let answer = async {
+                let mut connection = self.connect(addr).await?;
+                connection.send(METADATA_VERSION, &request).await
+            };
+            match answer.await {
                 Ok(response) => {
                     self.apply(response);
                     return Ok(());
@@ -170,11 +176,14 @@ impl<N: Net> ClusterClient<N> {
         }
         let addr =
             self.lock().brokers.get(&node_id).cloned().ok_or(ClientError::UnknownNode(node_id))?;
-        let connection = Arc::new(Mutex::new(
-            ClientConnection::connect(&self.net, &addr, &self.client_id).await?,
-        ));
+        let connection = Arc::new(Mutex::new(self.connect(&addr).await?));
         connections.insert(node_id, Arc::clone(&connection));
         Ok(connection)
+    }
+
+    async fn connect(&self, addr: &str) -> Result<ClientConnection<N>, ClientError> {
+        ClientConnection::connect_within(&self.net, addr, &self.client_id, self.request_timeout)
+            .await
     }
 
     /// Any known broker (for requests that may go anywhere).

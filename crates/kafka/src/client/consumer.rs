@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -19,13 +18,16 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use twinmq_runtime::{Clock, Net};
 
 use super::assignor::Assignor;
 use super::cluster_client::ClusterClient;
 use super::connection::ClientError;
+use super::consumer_protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription,
+};
 
 /// Where a partition without a committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub struct ConsumerConfig {
     pub fetch_max_wait_ms: i32,
     /// `max.partition.fetch.bytes`.
     pub partition_fetch_bytes: i32,
+    /// `request.timeout.ms`: a request unanswered this long fails and its connection closes
+    /// (keep it above `fetch_max_wait_ms`).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -68,6 +73,7 @@ impl Default for ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
             fetch_max_wait_ms: 500,
             partition_fetch_bytes: 1 << 20,
+            request_timeout_ms: super::connection::REQUEST_TIMEOUT_MS,
         }
     }
 }
@@ -124,7 +130,8 @@ impl<N: Net> Consumer<N> {
         config: ConsumerConfig,
     ) -> Self {
         Self {
-            client: ClusterClient::new(net, bootstrap, client_id),
+            client: ClusterClient::new(net, bootstrap, client_id)
+                .with_request_timeout(config.request_timeout_ms),
             clock,
             config,
             subscription: Vec::new(),
@@ -539,60 +546,6 @@ impl<N: Net> Consumer<N> {
     }
 }
 
-fn topic_name(topic: &str) -> TopicName {
+pub(super) fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
-}
-
-/// ConsumerProtocolSubscription v0, prefixed by its version.
-fn encode_subscription(topics: &[String]) -> Bytes {
-    let subscription = ConsumerProtocolSubscription::default()
-        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect());
-    let mut out = BytesMut::new();
-    out.put_i16(0);
-    let _ = subscription.encode(&mut out, 0);
-    out.freeze()
-}
-
-fn decode_subscription(mut bytes: Bytes) -> Vec<String> {
-    if bytes.len() < 2 {
-        return Vec::new();
-    }
-    let version = bytes.get_i16().clamp(0, 3);
-    ConsumerProtocolSubscription::decode(&mut bytes, version)
-        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// ConsumerProtocolAssignment v0, prefixed by its version.
-fn encode_assignment(topics: &BTreeMap<String, Vec<i32>>) -> Bytes {
-    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        topics
-            .iter()
-            .map(|(t, ps)| {
-                AssignedPartitions::default().with_topic(topic_name(t)).with_partitions(ps.clone())
-            })
-            .collect(),
-    );
-    let mut out = BytesMut::new();
-    out.put_i16(0);
-    let _ = assignment.encode(&mut out, 0);
-    out.freeze()
-}
-
-fn decode_assignment(mut bytes: Bytes) -> Vec<(String, i32)> {
-    if bytes.len() < 2 {
-        return Vec::new();
-    }
-    let version = bytes.get_i16().clamp(0, 3);
-    ConsumerProtocolAssignment::decode(&mut bytes, version)
-        .map(|a| {
-            a.assigned_partitions
-                .into_iter()
-                .flat_map(|tp| {
-                    let topic = tp.topic.to_string();
-                    tp.partitions.into_iter().map(move |p| (topic.clone(), p))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }

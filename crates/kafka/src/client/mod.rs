@@ -6,6 +6,7 @@ pub mod assignor;
 pub mod cluster_client;
 pub mod connection;
 pub mod consumer;
+mod consumer_protocol;
 pub mod partitioner;
 pub mod producer;
 

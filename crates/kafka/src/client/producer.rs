@@ -121,7 +121,8 @@ impl<N: Net> Producer<N> {
         config: ProducerConfig,
     ) -> Self {
         let inner = Arc::new(Inner {
-            client: ClusterClient::new(net, bootstrap, client_id),
+            client: ClusterClient::new(net, bootstrap, client_id)
+                .with_request_timeout(u64::try_from(config.request_timeout_ms).unwrap_or(0)),
             config,
             clock,
             pending: std::sync::Mutex::new(BTreeMap::new()),

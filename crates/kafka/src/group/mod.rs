@@ -51,7 +51,7 @@ impl<F: Fs> GroupCoordinator<F> {
         let mut applied = 0;
         let mut offset = partition.offsets()?.0;
         loop {
-            let fetched = partition.read_committed(offset, 1 << 20)?;
+            let fetched = partition.read_to_end(offset, 1 << 20)?;
             let Some(last) = fetched.batches.last() else { break };
             let header = crate::record_batch::read_header(last)?;
             offset =

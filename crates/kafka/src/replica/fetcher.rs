@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::task::JoinHandle;
 use twinmq_runtime::Env;
 
-use super::{Partition, Role};
+use super::{Partition, Role, partition_name};
 use crate::client::ClientConnection;
 use crate::server::BrokerContext;
 
@@ -83,7 +83,12 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
         });
         let connection = match addr {
             Some(addr) => {
-                ClientConnection::connect(context.env.net(), &addr, &client_id).await.ok()
+                let wait_ms = u64::try_from(context.config.replica_fetch_wait_max_ms).unwrap_or(0);
+                let timeout =
+                    Duration::from_millis(wait_ms + context.config.replica_socket_timeout_ms);
+                ClientConnection::connect_within(context.env.net(), &addr, &client_id, timeout)
+                    .await
+                    .ok()
             }
             None => None,
         };
@@ -103,7 +108,19 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
                 response = connection.send(12, &request) => response,
             };
             match response {
-                Ok(response) => apply(&context, &partitions, response),
+                Ok(response) => {
+                    // A follower reports an offset as fetched only once it is as durable as the
+                    // flush policy promises (Kafka's flush.messages applies to followers too).
+                    for (partition, leo) in apply(&context, &partitions, response) {
+                        tokio::select! {
+                            biased;
+                            () = context.shutdown.wait() => return,
+                            durable = partition.wait_durable(leo) => if let Err(error) = durable {
+                                tracing::warn!(partition = %partition_name(&partition.topic, partition.index), %error, "follower flush failed");
+                            },
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(leader, %error, "replica fetch failed");
                     break;
@@ -148,11 +165,13 @@ fn fetch_request<E: Env>(
         )
 }
 
+/// Applies a fetch response; returns the partitions that appended, with their new log end.
 fn apply<E: Env>(
     context: &BrokerContext<E>,
     partitions: &[Arc<Partition<E::Fs>>],
     response: FetchResponse,
-) {
+) -> Vec<(Arc<Partition<E::Fs>>, u64)> {
+    let mut appended = Vec::new();
     for topic in response.responses {
         for data in topic.partitions {
             let Some(partition) = partitions
@@ -171,8 +190,14 @@ fn apply<E: Env>(
                 partition.truncate_to(end).map(|()| end)
             } else {
                 let high_watermark = u64::try_from(data.high_watermark.max(0)).unwrap_or(0);
-                partition
-                    .append_as_follower(data.records.as_deref().unwrap_or_default(), high_watermark)
+                let records = data.records.as_deref().unwrap_or_default();
+                let outcome = partition.append_as_follower(records, high_watermark);
+                if let Ok(leo) = outcome
+                    && !records.is_empty()
+                {
+                    appended.push((Arc::clone(partition), leo));
+                }
+                outcome
             };
             if let Err(error) = outcome {
                 tracing::warn!(topic = %topic.topic.0, partition = data.partition_index, %error, "replication failed");
@@ -180,6 +205,7 @@ fn apply<E: Env>(
         }
     }
     context.records_visible.notify_waiters();
+    appended
 }
 
 /// Applies each partition's retention every `retention_check_interval_ms`, until shutdown.

@@ -38,6 +38,11 @@ pub struct PartitionState<F: Fs> {
     pub epochs: LeaderEpochCache<F>,
     /// Leader (with its followers and ISR) or follower.
     pub role: Role,
+    /// The high watermark as this replica's current leadership committed it, for acks=all
+    /// produces to wait on. Each leadership gets its own, and it fails when the leadership
+    /// ends: a record appended in one epoch is acknowledged only by the leader of that epoch,
+    /// never by a later replication of someone else's record to the same offset.
+    committed: DurableWatermark,
     scratch: Vec<u8>,
 }
 
@@ -51,6 +56,13 @@ impl<F: Fs> PartitionState<F> {
         self.epochs.truncate_from_end(end)?;
         self.high_watermark = self.high_watermark.min(end);
         Ok(())
+    }
+
+    /// Ends the current leadership, if any: produces waiting on it fail.
+    fn end_leadership(&mut self, why: &str) {
+        if matches!(self.role, Role::Leader { .. }) {
+            self.committed.fail(format!("leadership of epoch {} ended: {why}", self.leader_epoch));
+        }
     }
 }
 
@@ -83,6 +95,8 @@ pub struct Produced {
     pub log_end_offset: u64,
     /// The log start offset.
     pub log_start_offset: u64,
+    /// The leader epoch the records were appended in (acks=all waits on that leadership).
+    pub leader_epoch: i32,
 }
 
 /// Batches read for a fetch.
@@ -125,7 +139,6 @@ pub struct Partition<F: Fs> {
     state: Arc<Mutex<PartitionState<F>>>,
     flush_signal: FlushSignal,
     durable: DurableWatermark,
-    committed: DurableWatermark,
     flush_policy: FlushPolicy,
     /// `cleanup.policy=compact`: entries carry their record's key, so compaction can keep the
     /// newest per key.
@@ -159,6 +172,7 @@ impl<F: Fs> Partition<F> {
             high_watermark,
             epochs,
             role: Role::Follower { leader: -1 },
+            committed: DurableWatermark::new(0),
             scratch: Vec::new(),
         };
         Ok(Self {
@@ -168,7 +182,6 @@ impl<F: Fs> Partition<F> {
             state: Arc::new(Mutex::new(state)),
             flush_signal: FlushSignal::new(),
             durable,
-            committed: DurableWatermark::new(0),
             flush_policy,
             compacted: false,
         })
@@ -263,6 +276,7 @@ impl<F: Fs> Partition<F> {
             base_offset: base_offset.unwrap_or(log_end_offset),
             log_end_offset,
             log_start_offset: state.log.log_start_offset(),
+            leader_epoch: state.leader_epoch,
         })
     }
 
@@ -279,8 +293,10 @@ impl<F: Fs> Partition<F> {
         let state = &mut *state;
         let leo = state.log.log_end_offset();
         state.epochs.assign(epoch, leo)?;
+        state.end_leadership("a new epoch began");
         state.leader_epoch = epoch;
         state.role = Role::leader(self.node_id, replicas, isr, now_ms);
+        state.committed = DurableWatermark::new(state.high_watermark);
         self.advance_high_watermark(state);
         tracing::info!(partition = %partition_name(&self.topic, self.index), epoch, leo, "leader");
         Ok(())
@@ -289,6 +305,7 @@ impl<F: Fs> Partition<F> {
     /// Makes this replica a follower of `leader` in `epoch`.
     pub fn become_follower(&self, epoch: i32, leader: i32) -> Result<(), KafkaError> {
         let mut state = self.lock()?;
+        state.end_leadership("now a follower");
         state.leader_epoch = epoch;
         state.role = Role::Follower { leader };
         Ok(())
@@ -407,7 +424,6 @@ impl<F: Fs> Partition<F> {
         }
         let leo = state.log.log_end_offset();
         state.high_watermark = state.high_watermark.max(leader_high_watermark.min(leo));
-        self.committed.advance(state.high_watermark);
         Ok(leo)
     }
 
@@ -415,7 +431,6 @@ impl<F: Fs> Partition<F> {
     pub fn truncate_to(&self, offset: u64) -> Result<(), KafkaError> {
         let mut state = self.lock()?;
         state.truncate_to(offset)?;
-        self.committed.reset(state.high_watermark);
         let partition = partition_name(&self.topic, self.index);
         tracing::info!(%partition, offset, "truncated to the leader's history");
         Ok(())
@@ -435,17 +450,51 @@ impl<F: Fs> Partition<F> {
         Ok(outcome.deleted_segments.len())
     }
 
-    /// Waits until the high watermark reaches `end_offset` (acks=all).
-    pub async fn wait_committed(&self, end_offset: u64) -> Result<(), KafkaError> {
-        Ok(self.committed.wait_for(end_offset).await?)
+    /// The controller refused `replica`'s ISR expansion: it stops holding the high watermark.
+    pub fn join_refused(&self, replica: i32) -> Result<(), KafkaError> {
+        let mut state = self.lock()?;
+        let state = &mut *state;
+        state.role.join_refused(replica);
+        self.advance_high_watermark(state);
+        Ok(())
+    }
+
+    /// Waits until the leadership of `epoch` has committed up to `end_offset` (acks=all);
+    /// fails with NOT_LEADER_OR_FOLLOWER if that leadership is over, or ends first.
+    pub async fn wait_committed(&self, end_offset: u64, epoch: i32) -> Result<(), KafkaError> {
+        let committed = {
+            let state = self.lock()?;
+            if !matches!(state.role, Role::Leader { .. }) || state.leader_epoch != epoch {
+                return Err(KafkaError::NotLeader(partition_name(&self.topic, self.index)));
+            }
+            state.committed.clone()
+        };
+        committed.wait_for(end_offset).await.map_err(|error| {
+            let partition = partition_name(&self.topic, self.index);
+            tracing::info!(%partition, end_offset, %error, "acks=all produce not acknowledged");
+            KafkaError::NotLeader(partition)
+        })
     }
 
     fn advance_high_watermark(&self, state: &mut PartitionState<F>) {
         let leo = state.log.log_end_offset();
         if let Some(claim) = state.role.high_watermark(self.node_id, leo) {
             state.high_watermark = state.high_watermark.max(claim).min(leo);
+            state.committed.advance(state.high_watermark);
         }
-        self.committed.advance(state.high_watermark);
+    }
+
+    /// Waits for what a produce was promised: with `all_replicas` (acks=all) that its records'
+    /// leadership committed them, then that they are durable under the flush policy.
+    pub async fn wait_promised(
+        &self,
+        produced: &Produced,
+        all_replicas: bool,
+    ) -> Result<(), KafkaError> {
+        if all_replicas {
+            self.wait_committed(produced.log_end_offset, produced.leader_epoch).await?;
+        }
+        self.wait_durable(produced.log_end_offset).await
     }
 
     /// Waits until the log is durable up to `end_offset` under the partition's flush policy
@@ -461,7 +510,25 @@ impl<F: Fs> Partition<F> {
     /// Whole batches from the one holding `offset` up to the high watermark, at most `bytes_max`
     /// bytes of them but at least one when one is committed.
     pub fn read_committed(&self, offset: u64, bytes_max: u64) -> Result<Fetched, KafkaError> {
+        self.read_below(offset, bytes_max, |state| state.high_watermark)
+    }
+
+    /// Whole batches from the one holding `offset` up to the log end offset. A leader's whole log
+    /// is (or will be) committed — a leader never truncates — so a coordinator taking over an
+    /// offsets partition reads it all, not only what its high watermark, which lags until the
+    /// followers fetch again, already covers.
+    pub fn read_to_end(&self, offset: u64, bytes_max: u64) -> Result<Fetched, KafkaError> {
+        self.read_below(offset, bytes_max, |state| state.log.log_end_offset())
+    }
+
+    fn read_below(
+        &self,
+        offset: u64,
+        bytes_max: u64,
+        limit: impl Fn(&PartitionState<F>) -> u64,
+    ) -> Result<Fetched, KafkaError> {
         let state = self.lock()?;
+        let limit = limit(&state);
         let (start, end, high_watermark) =
             (state.log.log_start_offset(), state.log.log_end_offset(), state.high_watermark);
         if offset < start || offset > end {
@@ -477,11 +544,11 @@ impl<F: Fs> Partition<F> {
             log_end_offset: end,
             ..Fetched::default()
         };
-        if offset >= high_watermark {
+        if offset >= limit {
             return Ok(fetched);
         }
         for entry in state.log.read(offset, bytes_max)? {
-            if entry.offset >= high_watermark {
+            if entry.offset >= limit {
                 break;
             }
             fetched.bytes += entry.payload.len() as u64;

@@ -23,6 +23,11 @@ pub enum Role {
         followers: BTreeMap<i32, FollowerState>,
         /// The committed in-sync replica set (this node included).
         isr: Vec<i32>,
+        /// Followers proposed into the ISR and not yet committed or refused. They count for
+        /// the high watermark from the moment they are proposed (Kafka's "maximal ISR"): once
+        /// the controller commits them they may be elected, so nothing beyond their log may
+        /// have been called committed.
+        joining: Vec<i32>,
     },
     /// Replicates from `leader`.
     Follower {
@@ -36,6 +41,9 @@ pub enum Role {
 pub struct IsrProposal {
     /// The ISR the leader wants.
     pub isr: Vec<i32>,
+    /// The follower an expansion adds (none for a shrink): it holds the high watermark until
+    /// the controller commits or refuses it.
+    pub joining: Option<i32>,
     /// Why (a log line).
     pub reason: String,
 }
@@ -48,15 +56,17 @@ impl Role {
             .filter(|r| **r != node_id)
             .map(|r| (*r, FollowerState { log_end_offset: 0, last_caught_up_ms: now_ms }))
             .collect();
-        Self::Leader { followers, isr: isr.to_vec() }
+        Self::Leader { followers, isr: isr.to_vec(), joining: Vec::new() }
     }
 
     /// The high watermark a leader with log end offset `leo` can claim: the smallest log end
-    /// offset in the ISR (its own included); a follower keeps what its leader told it.
+    /// offset in the ISR and among the followers joining it (its own included); a follower
+    /// keeps what its leader told it.
     pub fn high_watermark(&self, node_id: i32, leo: u64) -> Option<u64> {
-        let Self::Leader { followers, isr } = self else { return None };
+        let Self::Leader { followers, isr, joining } = self else { return None };
         let lowest = isr
             .iter()
+            .chain(joining.iter())
             .filter(|r| **r != node_id)
             .map(|r| followers.get(r).map_or(0, |f| f.log_end_offset))
             .min()
@@ -65,7 +75,8 @@ impl Role {
     }
 
     /// Records a follower's fetch from `fetch_offset`; returns an ISR expansion when the
-    /// follower is out of the ISR and has caught up to the high watermark.
+    /// follower is out of the ISR, not already joining it, and has caught up to the high
+    /// watermark.
     pub fn follower_fetched(
         &mut self,
         replica: i32,
@@ -74,18 +85,21 @@ impl Role {
         high_watermark: u64,
         now_ms: i64,
     ) -> Option<IsrProposal> {
-        let Self::Leader { followers, isr } = self else { return None };
+        let Self::Leader { followers, isr, joining } = self else { return None };
         let follower = followers.get_mut(&replica)?;
         follower.log_end_offset = fetch_offset.min(leo);
         if fetch_offset >= leo {
             follower.last_caught_up_ms = now_ms;
         }
-        if !isr.contains(&replica) && fetch_offset >= high_watermark {
+        if !isr.contains(&replica) && !joining.contains(&replica) && fetch_offset >= high_watermark
+        {
+            joining.push(replica);
             let mut expanded = isr.clone();
             expanded.push(replica);
             expanded.sort_unstable();
             return Some(IsrProposal {
                 isr: expanded,
+                joining: Some(replica),
                 reason: format!("replica {replica} caught up to {fetch_offset}"),
             });
         }
@@ -94,7 +108,7 @@ impl Role {
 
     /// An ISR shrink when in-sync followers have not caught up for `lag_max_ms`.
     pub fn lagging(&self, node_id: i32, now_ms: i64, lag_max_ms: i64) -> Option<IsrProposal> {
-        let Self::Leader { followers, isr } = self else { return None };
+        let Self::Leader { followers, isr, .. } = self else { return None };
         let lagging: Vec<i32> = isr
             .iter()
             .copied()
@@ -107,14 +121,24 @@ impl Role {
         let shrunk = isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
         Some(IsrProposal {
             isr: shrunk,
+            joining: None,
             reason: format!("replicas {lagging:?} lag over {lag_max_ms} ms"),
         })
     }
 
-    /// Applies the ISR the controller committed.
+    /// Applies the ISR the controller committed; the joining followers it holds have joined.
     pub fn set_isr(&mut self, committed: &[i32]) {
-        if let Self::Leader { isr, .. } = self {
+        if let Self::Leader { isr, joining, .. } = self {
             *isr = committed.to_vec();
+            joining.retain(|r| !committed.contains(r));
+        }
+    }
+
+    /// The controller refused to let `replica` join the ISR: it no longer holds the high
+    /// watermark back, and may be proposed again.
+    pub fn join_refused(&mut self, replica: i32) {
+        if let Self::Leader { joining, .. } = self {
+            joining.retain(|r| *r != replica);
         }
     }
 
@@ -159,5 +183,26 @@ mod tests {
         assert_eq!(role.follower_fetched(3, 9, 12, 10, 30_100), None, "below the high watermark");
         let expand = role.follower_fetched(3, 10, 12, 10, 30_200).unwrap();
         assert_eq!(expand.isr, vec![1, 2, 3]);
+        assert_eq!(role.follower_fetched(3, 11, 12, 10, 30_300), None, "proposed once");
+    }
+
+    #[test]
+    fn a_joining_follower_holds_the_high_watermark_until_its_fate_is_known() {
+        let mut role = Role::leader(1, &[1, 2, 3], &[1, 2], 0);
+        role.follower_fetched(2, 20, 20, 0, 10);
+        assert_eq!(role.high_watermark(1, 20), Some(20));
+        // Replica 3 reaches the high watermark and is proposed; the leader then takes more
+        // records and replica 2 replicates them. Were 3 ignored until the controller commits
+        // it, the high watermark would pass 3's log end, and 3 could be elected without them.
+        assert!(role.follower_fetched(3, 20, 20, 20, 20).is_some());
+        role.follower_fetched(2, 30, 30, 20, 30);
+        assert_eq!(role.high_watermark(1, 30), Some(20), "held at the joining replica's end");
+        role.follower_fetched(3, 25, 30, 20, 40);
+        assert_eq!(role.high_watermark(1, 30), Some(25));
+        role.join_refused(3);
+        assert_eq!(role.high_watermark(1, 30), Some(30), "refused: no longer counted");
+        assert!(role.follower_fetched(3, 30, 30, 30, 50).is_some(), "and proposed again");
+        role.set_isr(&[1, 2, 3]);
+        assert_eq!(role.follower_fetched(3, 30, 30, 30, 60), None, "joined");
     }
 }

@@ -73,9 +73,14 @@ impl Cluster {
         Self { target, env, servers, _dir: dir }
     }
 
-    /// A workload against this cluster with the defaults of [`BenchConfig::new`].
-    pub fn workload(&self) -> BenchConfig {
-        BenchConfig::new(self.target.clone())
+    /// A workload of `messages` messages on `topic` against this cluster, otherwise with the
+    /// defaults of [`BenchConfig::new`].
+    pub fn workload(&self, topic: &str, messages: u64) -> BenchConfig {
+        BenchConfig {
+            topic: topic.into(),
+            bound: twinmq_loadgen::Bound::Count { messages },
+            ..BenchConfig::new(self.target.clone())
+        }
     }
 
     /// Runs `config`, failing the test if it takes longer than [`PATIENCE`].

@@ -14,7 +14,8 @@ use twinmq_storage::{DurableWatermark, FlushSignal, GetMessageStatus, MessageSto
 
 use super::BrokerConfig;
 use super::tables::{ConsumerGroup, ConsumerOffsets, TopicTable, parse_tags};
-use crate::message::stamp;
+use crate::message::{MessageRecord, stamp};
+use crate::remoting::properties::{self, KEYS, REAL_QID, REAL_TOPIC, TAGS};
 use crate::remoting::response_code::*;
 use crate::remoting::{Peer, Processor, RemotingCommand, request_code};
 
@@ -78,6 +79,44 @@ impl<E: Env> BrokerProcessor<E> {
         let appended = lock(&self.store).put_messages(messages)?;
         self.arrived.notify_waiters();
         Ok(appended)
+    }
+
+    /// Stores one record the broker writes itself (a retry, a delayed message come due, a
+    /// transaction's committed copy, op record or given-up half) in the record's topic and
+    /// queue, under `tag_hash` in the ConsumeQueue and `keys` in the IndexFile.
+    pub(super) fn put_record(
+        &self,
+        record: &MessageRecord,
+        tag_hash: u64,
+        keys: Option<&str>,
+    ) -> Result<(), String> {
+        let body = record.encode().map_err(|e| e.to_string())?;
+        self.put_messages(&[twinmq_storage::NewMessage {
+            topic: &record.topic,
+            queue_id: u32::try_from(record.queue_id).unwrap_or(0),
+            tag_hash,
+            keys: keys.map(str::as_bytes),
+            body: &body,
+        }])
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Stores `record`, held until now under a system topic (a delay level, the half topic), in
+    /// the topic and queue its REAL_TOPIC and REAL_QID name, with `props` as its properties.
+    pub(super) fn put_in_real_queue(
+        &self,
+        record: MessageRecord,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let topic = props.get(REAL_TOPIC).cloned().ok_or("no REAL_TOPIC")?;
+        let queue_id: u32 =
+            props.get(REAL_QID).and_then(|q| q.parse().ok()).ok_or("no REAL_QID")?;
+        let queue_id = i32::try_from(queue_id).map_err(|_| "REAL_QID out of range")?;
+        let tag_hash = props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
+        let real =
+            MessageRecord { topic, queue_id, properties: properties::encode(props), ..record };
+        self.put_record(&real, tag_hash, props.get(KEYS).map(String::as_str))
     }
 
     /// Where the CommitLog ends: the physical offset the next message gets.

@@ -4,7 +4,6 @@
 //! `maxReconsumeTimes` (16 by default) — to the dead-letter topic `%DLQ%<group>`.
 
 use twinmq_runtime::Env;
-use twinmq_storage::NewMessage;
 
 use super::processor::{BrokerProcessor, lock, number};
 use super::schedule::{Hold, placement};
@@ -86,16 +85,7 @@ impl<E: Env> BrokerProcessor<E> {
             properties: placed.properties,
             ..original
         };
-        let body = record.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        let keys = props.get(KEYS).cloned();
-        self.put_messages(&[NewMessage {
-            topic: &placed.topic,
-            queue_id: placed.queue_id,
-            tag_hash: placed.tag_slot,
-            keys: keys.as_deref().map(str::as_bytes),
-            body: &body,
-        }])
-        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        Ok(())
+        self.put_record(&record, placed.tag_slot, props.get(KEYS).map(String::as_str))
+            .map_err(|e| (SYSTEM_ERROR, e))
     }
 }

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use twinmq_runtime::{Env, Shutdown};
-use twinmq_storage::NewMessage;
 
 use super::processor::{BrokerProcessor, lock};
 use super::transaction::HALF_TOPIC;
 use crate::message::MessageRecord;
-use crate::remoting::properties::{self, DELAY, KEYS, REAL_QID, REAL_TOPIC, TAGS, WAIT};
+use crate::remoting::properties::{self, DELAY, REAL_QID, REAL_TOPIC, TAGS, WAIT};
 
 /// The topic delayed messages wait in.
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
@@ -183,29 +182,9 @@ impl<E: Env> BrokerProcessor<E> {
     fn deliver(&self, stored: &[u8]) -> Result<(), String> {
         let record = MessageRecord::decode(stored).map_err(|e| e.to_string())?;
         let mut props = properties::decode(&record.properties);
-        let topic = props.get(REAL_TOPIC).cloned().ok_or("no REAL_TOPIC")?;
-        let queue_id: u32 =
-            props.get(REAL_QID).and_then(|q| q.parse().ok()).ok_or("no REAL_QID")?;
         props.remove(DELAY);
         props.insert(WAIT.into(), "false".into());
-        let tag_hash = props.get(TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
-        let keys = props.get(KEYS).cloned();
-        let delivered = MessageRecord {
-            topic: topic.clone(),
-            queue_id: i32::try_from(queue_id).unwrap_or(0),
-            properties: properties::encode(&props),
-            ..record
-        };
-        let body = delivered.encode().map_err(|e| e.to_string())?;
-        self.put_messages(&[NewMessage {
-            topic: &topic,
-            queue_id,
-            tag_hash,
-            keys: keys.as_deref().map(str::as_bytes),
-            body: &body,
-        }])
-        .map_err(|e| e.to_string())?;
-        Ok(())
+        self.put_in_real_queue(record, &props)
     }
 }
 

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use twinmq_runtime::{Env, Fs, Shutdown};
-use twinmq_storage::{MessageStore, NewMessage, StorageError, StoredMessage};
+use twinmq_storage::{MessageStore, StorageError, StoredMessage};
 
 use super::processor::{BrokerProcessor, lock, number};
 use super::tables::ConsumerOffsets;
 use crate::message::{
     MessageRecord, SYSFLAG_TRANSACTION_COMMIT, SYSFLAG_TRANSACTION_PREPARED, stamp,
 };
-use crate::remoting::properties::{self, KEYS, PGROUP, REAL_QID, REAL_TOPIC, TRAN_MSG, UNIQ_KEY};
+use crate::remoting::properties::{self, PGROUP, REAL_TOPIC, TRAN_MSG, UNIQ_KEY};
 use crate::remoting::response_code::*;
 use crate::remoting::{RemotingCommand, request_code};
 
@@ -161,33 +161,13 @@ impl<E: Env> BrokerProcessor<E> {
         record: MessageRecord,
         mut props: BTreeMap<String, String>,
     ) -> Result<(), (i32, String)> {
-        let topic = props.get(REAL_TOPIC).cloned().ok_or((SYSTEM_ERROR, "no REAL_TOPIC".into()))?;
-        let queue_id: u32 = props
-            .get(REAL_QID)
-            .and_then(|q| q.parse().ok())
-            .ok_or((SYSTEM_ERROR, "no REAL_QID".to_owned()))?;
         props.remove(TRAN_MSG);
-        let tag_hash =
-            props.get(properties::TAGS).map_or(0, |tag| properties::tag_hash(tag) as u64);
-        let keys = props.get(KEYS).cloned();
         let committed = MessageRecord {
-            topic: topic.clone(),
-            queue_id: i32::try_from(queue_id).unwrap_or(0),
             sys_flag: (record.sys_flag & !ROLLBACK) | SYSFLAG_TRANSACTION_COMMIT,
             prepared_transaction_offset: i64::try_from(half.physical_offset).unwrap_or(0),
-            properties: properties::encode(&props),
             ..record
         };
-        let body = committed.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        self.put_messages(&[NewMessage {
-            topic: &topic,
-            queue_id,
-            tag_hash,
-            keys: keys.as_deref().map(str::as_bytes),
-            body: &body,
-        }])
-        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        Ok(())
+        self.put_in_real_queue(committed, &props).map_err(|e| (SYSTEM_ERROR, e))
     }
 
     /// Writes the op record of a resolved half and remembers it.
@@ -202,15 +182,8 @@ impl<E: Env> BrokerProcessor<E> {
             born_timestamp: self.env.clock().now_ms(),
             ..MessageRecord::empty(self.store_host)
         };
-        let body = op.encode().map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
-        self.put_messages(&[NewMessage {
-            topic: OP_TOPIC,
-            queue_id: 0,
-            tag_hash: properties::tag_hash(OP_TAG) as u64,
-            keys: None,
-            body: &body,
-        }])
-        .map_err(|e| (SYSTEM_ERROR, e.to_string()))?;
+        self.put_record(&op, properties::tag_hash(OP_TAG) as u64, None)
+            .map_err(|e| (SYSTEM_ERROR, e))?;
         let mut state = lock(&self.transactions);
         state.resolved.insert(half_offset);
         state.checks.remove(&half_offset);
@@ -342,17 +315,8 @@ impl<E: Env> BrokerProcessor<E> {
         tracing::warn!(half = half.queue_offset, "transaction never resolved; given up");
         let Ok(record) = MessageRecord::decode(&half.body) else { return };
         let given_up = MessageRecord { topic: GIVEN_UP_TOPIC.into(), queue_id: 0, ..record };
-        let stored = given_up.encode().map(|body| {
-            self.put_messages(&[NewMessage {
-                topic: GIVEN_UP_TOPIC,
-                queue_id: 0,
-                tag_hash: 0,
-                keys: None,
-                body: &body,
-            }])
-        });
-        if !matches!(stored, Ok(Ok(_))) {
-            tracing::error!(half = half.queue_offset, "could not store a given-up half message");
+        if let Err(error) = self.put_record(&given_up, 0, None) {
+            tracing::error!(half = half.queue_offset, %error, "could not store a given-up half message");
             return;
         }
         if let Err((_, error)) = self.record_resolution(half.queue_offset) {

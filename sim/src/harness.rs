@@ -1,0 +1,201 @@
+//! What every cluster simulation shares: the settings every run has, the turmoil world, the
+//! application host and the loop that steps the world while the nemesis acts, the heal once the
+//! workload has sent everything, the drain, and the outcome — the checkers' verdict over the
+//! history and the hash of its trace.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::checker::{Verdict, check};
+use crate::history::{Event, History, Record};
+use crate::nemesis::Nemesis;
+use crate::trace::TraceHash;
+
+/// The longest simulated time a run may take before turmoil stops it as hung.
+pub const SIMULATION_LIMIT: Duration = Duration::from_secs(900);
+/// The host the workload (producers and consumers) runs on; the nemesis only cuts it off.
+pub const APP: &str = "app";
+/// How long the drain may take once every fault is healed.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+/// How often the drain looks whether every acknowledged message has arrived.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// What every run has, whatever the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    /// The seed: the whole run is a function of it.
+    pub seed: u64,
+    /// Messages the workload sends in all.
+    pub messages: u64,
+    /// Whether the nemesis acts.
+    pub faults: bool,
+    /// Keep every event line for `--trace`.
+    pub keep_trace: bool,
+}
+
+impl RunSettings {
+    /// `messages` messages for `seed`, with faults, without keeping the trace's lines.
+    pub fn new(seed: u64, messages: u64) -> Self {
+        Self { seed, messages, faults: true, keep_trace: false }
+    }
+}
+
+/// What one run found.
+#[derive(Debug, Clone)]
+pub struct SimOutcome {
+    /// The checkers' verdict.
+    pub verdict: Verdict,
+    /// The hash of the run's event trace.
+    pub trace: TraceHash,
+    /// The history, in order.
+    pub records: Vec<Record>,
+    /// Simulated time the run took.
+    pub elapsed: Duration,
+}
+
+impl SimOutcome {
+    /// The counts, the first `violations` violations with their context, and the trace hash.
+    pub fn explain(&self, violations: usize) -> Explained<'_> {
+        Explained { outcome: self, violations }
+    }
+}
+
+/// A [`SimOutcome`] rendered for people (see [`SimOutcome::explain`]).
+#[derive(Debug)]
+pub struct Explained<'a> {
+    outcome: &'a SimOutcome,
+    violations: usize,
+}
+
+impl fmt::Display for Explained<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (outcome, v) = (self.outcome, &self.outcome.verdict);
+        writeln!(
+            f,
+            "sent {} acknowledged {} failed {} delivered {} | lost {} duplicates {} \
+             order violations {} commits backwards {}",
+            v.sent,
+            v.acknowledged,
+            v.failed,
+            v.delivered,
+            v.lost,
+            v.duplicates,
+            v.order_violations,
+            v.commits_backwards
+        )?;
+        for violation in v.violations.iter().take(self.violations) {
+            write!(f, "{violation}")?;
+        }
+        if v.violations.len() > self.violations {
+            writeln!(f, "… and {} more violations", v.violations.len() - self.violations)?;
+        }
+        write!(
+            f,
+            "trace hash {:016x} ({} events, {:.1} s simulated)",
+            outcome.trace.hash(),
+            outcome.trace.event_count(),
+            outcome.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// A turmoil world for `seed`: 1 ms ticks, a fixed epoch, the simulation limit.
+pub fn world<'a>(seed: u64) -> turmoil::Sim<'a> {
+    turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .tick_duration(Duration::from_millis(1))
+        .simulation_duration(SIMULATION_LIMIT)
+        .build()
+}
+
+/// The flags through which the workload and the harness hand over: the workload raises
+/// `sending_done` when every send is resolved, the harness heals every fault and raises
+/// `healed`, and the workload drains.
+#[derive(Debug, Clone, Default)]
+pub struct Phases {
+    sending_done: Arc<AtomicBool>,
+    healed: Arc<AtomicBool>,
+}
+
+impl Phases {
+    /// Tells the harness every send has an answer, and waits (in simulated time) until it has
+    /// healed every fault.
+    pub async fn sending_done(&self) {
+        self.sending_done.store(true, Ordering::SeqCst);
+        while !self.healed.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Waits until every acknowledged message in `history` has been delivered, or for at most the
+/// drain limit.
+pub async fn drain(history: &History) {
+    let drained = async {
+        while history.undelivered_acks() > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, drained).await;
+}
+
+/// Runs `world` — the model's `servers` already on it — with `workload` on the application host
+/// and, when `run.faults`, the nemesis; returns the outcome.
+pub fn run<W, F>(
+    run: &RunSettings,
+    mut world: turmoil::Sim<'_>,
+    servers: Vec<String>,
+    workload: W,
+) -> Result<SimOutcome, String>
+where
+    W: FnOnce(History, Phases) -> F,
+    F: Future<Output = turmoil::Result> + 'static,
+{
+    let history = History::new();
+    let phases = Phases::default();
+    world.client(APP, workload(history.clone(), phases.clone()));
+    let nemesis = run.faults.then(|| Nemesis::new(run.seed, servers, APP.to_owned()));
+    drive(world, nemesis, &history, &phases, run)
+}
+
+/// Steps `world` to its end: the nemesis acts until the workload has sent everything, then
+/// heals every fault; returns the outcome judged over `history`.
+fn drive(
+    mut world: turmoil::Sim<'_>,
+    mut nemesis: Option<Nemesis>,
+    history: &History,
+    phases: &Phases,
+    run: &RunSettings,
+) -> Result<SimOutcome, String> {
+    loop {
+        let done = world.step().map_err(|e| format!("seed {}: {e}", run.seed))?;
+        if done {
+            break;
+        }
+        let healed = phases.healed.load(Ordering::SeqCst);
+        if phases.sending_done.load(Ordering::SeqCst) && !healed {
+            if let Some(nemesis) = &mut nemesis {
+                for fault in nemesis.heal_all(&mut world) {
+                    history.record_at(world.elapsed(), Event::Note(fault.to_string()));
+                }
+            }
+            history.record_at(world.elapsed(), Event::Note("healed; draining".into()));
+            phases.healed.store(true, Ordering::SeqCst);
+        } else if let Some(nemesis) = &mut nemesis
+            && !healed
+            && let Some(fault) = nemesis.step(&mut world)
+        {
+            history.record_at(world.elapsed(), Event::Note(fault.to_string()));
+        }
+    }
+    let records = history.records();
+    let mut trace = TraceHash::new(run.keep_trace);
+    for record in &records {
+        trace.record(record.to_string());
+    }
+    Ok(SimOutcome { verdict: check(&records), trace, records, elapsed: world.elapsed() })
+}

@@ -1,11 +1,13 @@
 //! twinmq's deterministic simulations, run on turmoil through the runtime's `SimEnv`.
 //!
 //! Every run is a pure function of its seed: the same seed gives the same event trace, byte for
-//! byte, and so the same [`trace::TraceHash`]. Today the harness drives the storage core alone
-//! through crashes and torn writes ([`storage_crash`]); whole clusters of both broker models
-//! come next.
+//! byte, and so the same [`trace::TraceHash`]. The harness drives the storage core alone
+//! through crashes and torn writes ([`storage_crash`]), and whole clusters of both broker models
+//! ([`kafka`], [`rocketmq`]) under a seeded [`nemesis`], as named [`scenario`]s swept over
+//! seeds ([`sweep`]); [`durability`] is the sweep behind the comparison report's table.
 
 pub mod checker;
+pub mod durability;
 pub mod harness;
 pub mod history;
 pub mod kafka;

@@ -33,10 +33,26 @@ pub fn sweep(
     scenario: impl Fn(u64) -> Scenario + Sync,
     done: impl Fn(&SeedResult) + Sync,
 ) -> Vec<SeedResult> {
+    sweep_while(seeds, jobs, scenario, done, || true)
+}
+
+/// [`sweep`], but each thread asks `keep_going` before it takes the next seed and stops when it
+/// says no (the caller's time is up). Seeds are taken in order and every seed taken is run, so
+/// the results always cover a prefix of `seeds`, whatever the threads' timing.
+pub fn sweep_while(
+    seeds: Range<u64>,
+    jobs: usize,
+    scenario: impl Fn(u64) -> Scenario + Sync,
+    done: impl Fn(&SeedResult) + Sync,
+    keep_going: impl Fn() -> bool + Sync,
+) -> Vec<SeedResult> {
     let next = AtomicU64::new(seeds.start);
     let results = Mutex::new(Vec::new());
     let worker = || {
         loop {
+            if !keep_going() {
+                return;
+            }
             let seed = next.fetch_add(1, Ordering::SeqCst);
             if seed >= seeds.end {
                 return;
@@ -76,5 +92,21 @@ mod tests {
             let hash = result.outcome.as_ref().unwrap().trace.hash();
             assert_eq!(hash, alone.trace.hash(), "seed {}", result.seed);
         }
+    }
+
+    #[test]
+    fn a_sweep_told_to_stop_covers_a_prefix_of_its_seeds() {
+        let scenario = |seed| {
+            let mut scenario = Scenario::preset(Model::Rocketmq, "async", seed).unwrap();
+            scenario.settings().messages = 10;
+            scenario.settings().faults = false;
+            scenario
+        };
+        // Three seeds taken, then no more: the answer a caller's clock gives when time is up.
+        let asked = AtomicU64::new(0);
+        let keep_going = || asked.fetch_add(1, Ordering::SeqCst) < 3;
+        let swept = sweep_while(10..20, 2, scenario, |_| {}, keep_going);
+        assert_eq!(swept.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![10, 11, 12]);
+        assert!(swept.iter().all(SeedResult::is_clean));
     }
 }

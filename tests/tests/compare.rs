@@ -1,9 +1,9 @@
 //! `twinmq compare` as a user runs it: the real binary measures both models on embedded
 //! servers (at the smallest scale, so a debug build on two cores finishes in seconds) and writes
 //! a report whose files exist, whose tables parse, whose every figure names its unit and
-//! configuration, and whose data file holds a figure for every planned point; the report is
-//! drawn again from that data with the simulator's durability table. Bad input is refused with
-//! a clear message.
+//! configuration, and whose data file holds a figure for every planned point, with the
+//! durability table of the simulator sweep the run makes itself; the report is drawn again from
+//! that data with a durability table given as a file. Bad input is refused with a clear message.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,6 +11,16 @@ use std::process::{Command, Output};
 use twinmq_e2e::twinmq_binary;
 use twinmq_report::Results;
 use twinmq_report::matrix::{Mode, Model, Plan, Scale, Series};
+
+/// The configurations `twinmq compare` sweeps in the simulator, in the table's order.
+const SWEPT_CONFIGURATIONS: [&str; 6] = [
+    "kafka acks=1 RF=3",
+    "kafka acks=all RF=3 min.insync.replicas=2 unclean election",
+    "kafka acks=all RF=3 min.insync.replicas=2",
+    "rocketmq ASYNC_MASTER ASYNC_FLUSH",
+    "rocketmq SYNC_MASTER ASYNC_FLUSH",
+    "rocketmq SYNC_MASTER SYNC_FLUSH",
+];
 
 fn compare(args: &[&str], out: &Path) -> Output {
     Command::new(twinmq_binary())
@@ -146,7 +156,27 @@ fn compare_writes_a_report_whose_files_exist_and_whose_tables_parse() {
     }
     assert!(figures >= 6, "{figures} figures");
     assert_eq!(html.matches("<table>").count(), tables.len(), "the HTML has the same tables");
-    assert!(markdown.contains("no durability table was given"));
+
+    // The durability table of the run's own simulator sweep: one seed of each configuration.
+    let durability = results.durability.as_ref().expect("the run swept the simulator");
+    let configurations: Vec<&str> =
+        durability.rows.iter().map(|row| row.configuration.as_str()).collect();
+    assert_eq!(configurations, SWEPT_CONFIGURATIONS);
+    for row in &durability.rows {
+        assert_eq!((row.seeds, row.fault_family.as_str()), (1, "power-offs + partitions"));
+        assert!(row.seeds_with_loss <= row.seeds, "{row:?}");
+        assert_eq!(row.seeds_with_loss > 0, row.acked_lost > 0, "{row:?}");
+        assert_eq!((row.unavailability_ms, row.time_to_recover_ms), (None, None), "not measured");
+    }
+    let (header, rows) =
+        tables.iter().find(|(h, _)| h.contains(&"seeds with loss".to_owned())).unwrap();
+    assert_eq!(header[0], "configuration");
+    assert_eq!(rows.iter().map(|row| row[0].as_str()).collect::<Vec<_>>(), SWEPT_CONFIGURATIONS);
+    assert!(rows.iter().all(|row| row[7] == "n/a" && row[8] == "n/a"), "{rows:?}");
+    assert!(markdown.contains("twinmq sim --model M --preset P --seed N"), "how to replay a seed");
+    assert!(!markdown.contains("no durability table was given"));
+    let written = text(&out.join("durability.csv"));
+    assert_eq!(twinmq_report::DurabilityTable::from_csv(&written).unwrap().rows, durability.rows);
 
     // Drawn again from its data, now with the simulator's durability table.
     let csv = dir.path().join("durability.csv");
@@ -162,6 +192,7 @@ fn compare_writes_a_report_whose_files_exist_and_whose_tables_parse() {
     let redraw = compare(&["--redraw", "--durability", csv.to_str().unwrap()], &out);
     assert!(redraw.status.success(), "{}", String::from_utf8_lossy(&redraw.stderr));
     let markdown = text(&out.join("index.md"));
+    assert!(!markdown.contains("kafka acks=1 RF=3"), "the given table replaces the sweep's");
     assert!(
         markdown.contains(
             "| rocketmq ASYNC_MASTER ASYNC_FLUSH | power-off | 8 | 5 | 1234 | 0 | 2 | n/a | n/a |"

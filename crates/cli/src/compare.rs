@@ -1,6 +1,8 @@
 //! `twinmq compare`: measure both models on this machine and write a report. The work is the
-//! `twinmq-report` crate's; this file maps flags onto it, keeps the time budget and draws the
-//! progress bars.
+//! `twinmq-report` crate's (and, for the durability table, the simulator's: [`durability`]);
+//! this file maps flags onto it, keeps the time budget and draws the progress bars.
+
+mod durability;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -34,9 +36,10 @@ pub struct CompareArgs {
     /// directory inside it, removed at the end) [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// The simulator's durability table (CSV: configuration, fault_family, seeds,
+    /// A durability table made earlier (CSV: configuration, fault_family, seeds,
     /// seeds_with_loss, acked_lost, duplicates, order_violations, unavailability_ms,
-    /// time_to_recover_ms), rendered as the report's durability section.
+    /// time_to_recover_ms), rendered as the report's durability section instead of the
+    /// simulator sweep the run makes by default.
     #[arg(long)]
     durability: Option<PathBuf>,
     /// Draw the report in --out again from its results.json, measuring nothing.
@@ -93,8 +96,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         ticker.abort();
         load
     });
-    bars.finish();
     failures.extend(load.failures);
+    let durability = match durability {
+        Some(table) => table,
+        None => {
+            let sweep = durability::Sweep::at(scale);
+            let budget_ms = i64::try_from(sweep.budget_secs * 1_000).unwrap_or(i64::MAX);
+            let until_ms = deadline_ms.min(env.clock().now_ms().saturating_add(budget_ms));
+            let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            let (table, sweep_failures) = durability::run(&env, sweep, jobs, until_ms, &bars)?;
+            failures.extend(sweep_failures);
+            table
+        }
+    };
+    bars.finish();
     let results = Results {
         setup: Setup::new(
             command(&args, scale, &out),
@@ -106,7 +121,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         storage,
         load: load.results,
         failures,
-        durability,
+        durability: Some(durability),
     };
     write(&out, &results)
 }

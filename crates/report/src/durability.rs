@@ -1,7 +1,8 @@
 //! DurabilityTable — what the simulator found per configuration and fault family: how many
 //! seeds lost acknowledged messages, how many were lost, duplicated or reordered, how long the
 //! cluster was unavailable and how long it took to recover. The simulator produces it
-//! (`twinmq_sim::compare`); the report only renders it, and renders nothing when there is none.
+//! (`twinmq compare` sweeps `twinmq_sim::durability`'s configurations, or reads a table from a
+//! file); the report only renders it, and says so when there is none.
 //!
 //! ## Format (`durability.csv`)
 //!
@@ -30,6 +31,10 @@ pub const CSV_FILE: &str = "durability.csv";
 pub struct DurabilityTable {
     /// One row per configuration × fault family, in the simulator's order.
     pub rows: Vec<DurabilityRow>,
+    /// How the table was made (the sweep, messages per seed, how to replay a seed), when the
+    /// run that made it said; a table read from CSV has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// One configuration under one fault family, over a sweep of seeds.
@@ -84,7 +89,7 @@ impl DurabilityTable {
                 parse_row(line).map_err(|reason| DurabilityError::Line { line: index + 1, reason })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { rows })
+        Ok(Self { rows, method: None })
     }
 
     /// The table as the CSV format above.
@@ -177,6 +182,7 @@ mod tests {
                     time_to_recover_ms: Some(900),
                 },
             ],
+            method: None,
         };
         assert_eq!(DurabilityTable::from_csv(&table.to_csv()), Ok(table));
     }

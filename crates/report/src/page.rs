@@ -217,15 +217,20 @@ fn durability(page: &mut Document, results: &Results) {
     let Some(table) = &results.durability else {
         page.paragraph(
             "Not part of this run: no durability table was given. The simulator's table \
-             (configurations × fault families) is rendered here when `twinmq compare` is given \
-             one with `--durability FILE` (the CSV format of `twinmq_report::durability`).",
+             (configurations × fault families) is rendered here when `twinmq compare` sweeps \
+             the simulator itself (its default) or is given a table with `--durability FILE` \
+             (the CSV format of `twinmq_report::durability`).",
         );
         return;
     };
     page.paragraph(
         "From the deterministic simulator: each configuration under each fault family over a \
-         sweep of seeds; every failing seed replays from its number. Times are simulated.",
+         sweep of seeds; every failing seed replays from its number. Times are simulated; \
+         n/a: not measured.",
     );
+    if let Some(method) = &table.method {
+        page.paragraph(method);
+    }
     let mut rendered = Table::new([
         "configuration",
         "fault family",

@@ -1,0 +1,179 @@
+//! The durability section of `twinmq compare` when no table is given: the simulator's six
+//! configurations (`twinmq_sim::durability`) swept over a few seeds each, more at the full
+//! scale, until the seeds are done or the time allowed is up, and tallied into the report's
+//! [`DurabilityTable`]. The simulator measures neither unavailability nor time to recover yet,
+//! so those columns stay empty (the report shows n/a).
+
+use std::sync::Mutex;
+
+use twinmq_report::durability::{DurabilityRow, DurabilityTable};
+use twinmq_report::results::Failure;
+use twinmq_report::{Progress, Scale};
+use twinmq_runtime::Env;
+use twinmq_sim::durability::{
+    CONFIGURATIONS, ConfigurationResult, FAULT_FAMILY, PairDone, sweep_configurations,
+};
+
+/// Messages a seed's workload sends: the presets' own number, long enough (tens of simulated
+/// seconds) for the nemesis to act many times. A seed takes well under a second of wall time.
+const MESSAGES: u64 = 400;
+
+/// How much of the simulator a run sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Seeds per configuration, from seed 0.
+    pub seeds: u64,
+    /// Messages each seed's workload sends.
+    pub messages: u64,
+    /// The most wall time the sweep may take, in seconds; no seed starts after it.
+    pub budget_secs: u64,
+}
+
+impl Sweep {
+    /// The sweep of a run at `scale`.
+    pub fn at(scale: Scale) -> Self {
+        match scale {
+            Scale::Full => Self { seeds: 32, messages: MESSAGES, budget_secs: 150 },
+            Scale::Quick => Self { seeds: 4, messages: MESSAGES, budget_secs: 30 },
+            Scale::Smoke => Self { seeds: 1, messages: MESSAGES, budget_secs: 30 },
+        }
+    }
+}
+
+/// Runs `sweep` on `jobs` threads, stopping at `deadline_ms` (on `env`'s clock) if it comes
+/// first; returns the table and what did not finish.
+pub fn run(
+    env: &impl Env,
+    sweep: Sweep,
+    jobs: usize,
+    deadline_ms: i64,
+    progress: &dyn Progress,
+) -> anyhow::Result<(DurabilityTable, Vec<Failure>)> {
+    progress.phase("durability (simulator)", sweep.seeds * CONFIGURATIONS.len() as u64);
+    // Two threads finish at once: one step's label and outcome are shown together.
+    let shown = Mutex::new(());
+    let results = sweep_configurations(
+        &CONFIGURATIONS,
+        0..sweep.seeds,
+        sweep.messages,
+        jobs,
+        || env.clock().now_ms() < deadline_ms,
+        |done: PairDone<'_>| {
+            let _shown = shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            progress.step(&format!("{} seed {}", done.configuration.label, done.result.seed), None);
+            progress.step_done(&match &done.result.outcome {
+                Ok(outcome) => {
+                    let v = &outcome.verdict;
+                    format!(
+                        "acknowledged {} lost {} duplicates {} order violations {}",
+                        v.acknowledged, v.lost, v.duplicates, v.order_violations
+                    )
+                }
+                Err(error) => format!("stopped: {error}"),
+            });
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok((table(&results, sweep), failures(&results, sweep)))
+}
+
+/// The table: one row per configuration that has a verdict.
+fn table(results: &[ConfigurationResult], sweep: Sweep) -> DurabilityTable {
+    let rows = results
+        .iter()
+        .filter(|result| result.tally.seeds > 0)
+        .map(|result| DurabilityRow {
+            configuration: result.configuration.label.to_owned(),
+            fault_family: FAULT_FAMILY.to_owned(),
+            seeds: result.tally.seeds,
+            seeds_with_loss: result.tally.seeds_with_loss,
+            acked_lost: result.tally.acked_lost,
+            duplicates: result.tally.duplicates,
+            order_violations: result.tally.order_violations,
+            unavailability_ms: None,
+            time_to_recover_ms: None,
+        })
+        .collect();
+    DurabilityTable { rows, method: Some(method(results, sweep)) }
+}
+
+/// How the table was made, in words, with what the columns leave out.
+fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
+    let presets: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{} = `{} {}`",
+                r.configuration.label, r.configuration.model, r.configuration.preset
+            )
+        })
+        .collect();
+    let mut text = format!(
+        "Swept by this run: seeds 0..{} of each configuration (end excluded, as `twinmq sim \
+         --seeds` takes them; a sweep that runs out of its {} s stops early and lists what it \
+         missed under failures), {} messages a seed, the nemesis cutting power to servers and \
+         partitioning hosts at random until every message is answered, then healing and \
+         draining. Configurations are the simulator's presets ({}); a seed replays with \
+         `twinmq sim --model M --preset P --seed N --messages {}`. The simulator does not \
+         measure unavailability or time to recover yet.",
+        sweep.seeds,
+        sweep.budget_secs,
+        sweep.messages,
+        presets.join("; "),
+        sweep.messages
+    );
+    let backwards: Vec<String> = results
+        .iter()
+        .filter(|r| r.tally.commits_backwards > 0)
+        .map(|r| format!("{}: {}", r.configuration.label, r.tally.commits_backwards))
+        .collect();
+    if !backwards.is_empty() {
+        text.push_str(&format!(
+            " Consumer-group commits that moved backwards, which the table has no column for: \
+             {}.",
+            backwards.join("; ")
+        ));
+    }
+    let failing: Vec<String> = results
+        .iter()
+        .filter(|r| !r.tally.failing_seeds.is_empty())
+        .map(|r| {
+            let seeds: Vec<String> = r.tally.failing_seeds.iter().map(u64::to_string).collect();
+            format!("{}: {}", r.configuration.label, seeds.join(" "))
+        })
+        .collect();
+    if failing.is_empty() {
+        text.push_str(" Every seed's verdict was clean.");
+    } else {
+        text.push_str(&format!(" Seeds whose verdict was not clean: {}.", failing.join("; ")));
+    }
+    text
+}
+
+/// Seeds that stopped without a verdict, and configurations the time allowed only in part.
+fn failures(results: &[ConfigurationResult], sweep: Sweep) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for result in results {
+        let label = result.configuration.label;
+        for (seed, error) in &result.tally.stopped {
+            failures.push(Failure {
+                what: format!("durability: {label} seed {seed}"),
+                error: format!(
+                    "{error} (replay: {})",
+                    result.configuration.replay(*seed, sweep.messages)
+                ),
+            });
+        }
+        if result.seeds_run() < result.planned_seeds {
+            failures.push(Failure {
+                what: format!("durability: {label}"),
+                error: format!(
+                    "out of time after {} of {} seeds",
+                    result.seeds_run(),
+                    result.planned_seeds
+                ),
+            });
+        }
+    }
+    failures
+}

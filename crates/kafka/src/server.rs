@@ -15,7 +15,7 @@ use crate::config::BrokerConfig;
 use crate::config::ControllerLocation;
 use crate::controller::{Controller, ControllerPolicy, MetadataLog};
 use crate::error::KafkaError;
-use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC, OffsetStore};
 use crate::replica::ReplicaManager;
 use crate::wire::Connection;
 
@@ -81,10 +81,16 @@ impl<E: Env> BrokerContext<E> {
         group_id: &str,
         f: impl FnOnce(&mut crate::group::Group) -> T,
     ) -> Result<T, KafkaError> {
-        match crate::api::coordinator_of(self, group_id) {
-            Ok((node_id, _, _)) if node_id == self.config.node_id => {
-                self.groups.with_group(group_id, f)
-            }
+        self.check_coordinator(group_id)?;
+        self.groups.with_group(group_id, f)
+    }
+
+    /// NOT_COORDINATOR unless this broker leads `group_id`'s offsets partition and has loaded
+    /// it in its current leader epoch.
+    pub fn check_coordinator(&self, group_id: &str) -> Result<(), KafkaError> {
+        let index = OffsetStore::partition_for(group_id, self.config.group.offsets_partitions);
+        match self.replicas.get(OFFSETS_TOPIC, index) {
+            Some(partition) if self.groups.coordinates(group_id, &partition) => Ok(()),
             _ => Err(KafkaError::NotCoordinator(group_id.to_owned())),
         }
     }

@@ -239,6 +239,11 @@ impl<F: Fs> Log<F> {
         self.watermark.clone()
     }
 
+    /// Offsets below it are synced to disk.
+    pub fn flushed_offset(&self) -> u64 {
+        self.flushed_offset
+    }
+
     /// The first offset the log holds.
     pub fn log_start_offset(&self) -> u64 {
         self.log_start_offset

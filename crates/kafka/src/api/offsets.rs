@@ -77,6 +77,9 @@ async fn commit<E: Env>(
 ) -> Result<(), KafkaError> {
     let generation = request.generation_id_or_member_epoch;
     context.with_group(group_id, |g| g.validate_commit(&request.member_id, generation))??;
+    if commits.is_empty() {
+        return Ok(());
+    }
     let index = OffsetStore::partition_for(group_id, context.groups.config.offsets_partitions);
     let partition = context
         .replicas
@@ -110,6 +113,11 @@ pub async fn offset_fetch<E: Env>(
                 let wanted: Option<Vec<(String, Vec<i32>)>> = group.topics.map(|ts| {
                     ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect()
                 });
+                if let Err(error) = context.check_coordinator(&group.group_id) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(group.group_id)
+                        .with_error_code(error.code());
+                }
                 let topics = lookup(offsets, &group.group_id, wanted)
                     .into_iter()
                     .map(|(topic, partitions)| {
@@ -135,6 +143,31 @@ pub async fn offset_fetch<E: Env>(
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if let Err(error) = context.check_coordinator(&request.group_id) {
+        // From v2 a group-level error code; before it, every partition carries it.
+        let topics = request
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partition_indexes
+                    .into_iter()
+                    .map(|index| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_committed_offset(-1)
+                            .with_error_code(error.code())
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        let response = OffsetFetchResponse::default().with_topics(topics);
+        return if version >= 2 { response.with_error_code(error.code()) } else { response };
     }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request
         .topics

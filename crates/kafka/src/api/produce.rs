@@ -63,6 +63,8 @@ pub async fn handle<E: Env>(
                     .with_base_offset(-1),
             });
         }
+        // Under flush=sync the high watermark moves when the flush lands, after the append.
+        context.records_visible.notify_waiters();
         responses.push(
             TopicProduceResponse::default()
                 .with_name(name)

@@ -150,6 +150,37 @@ impl<N: Net> ClusterClient<N> {
         result
     }
 
+    /// Sends `request` to the first broker that answers — known brokers in id order, then the
+    /// bootstrap addresses — for requests any broker serves (FindCoordinator).
+    pub async fn send_to_any<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        let known: Vec<i32> = self.lock().brokers.keys().copied().collect();
+        let mut last_error = ClientError::Closed;
+        for node_id in known {
+            match self.send_to(node_id, version, request).await {
+                Ok(response) => return Ok(response),
+                Err(error) => last_error = error,
+            }
+        }
+        for addr in &self.bootstrap {
+            let answer = async { self.connect(addr).await?.send(version, request).await };
+            match answer.await {
+                Ok(response) => return Ok(response),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Records where broker `node_id` listens, learned outside a metadata answer (a
+    /// FindCoordinator answer names its coordinator's address).
+    pub fn learn_broker(&self, node_id: i32, addr: String) {
+        self.lock().brokers.insert(node_id, addr);
+    }
+
     /// Sends `request` to broker `node_id` and expects no response (acks=0).
     pub async fn send_to_without_response<R: Request>(
         &self,

@@ -60,6 +60,12 @@ pub struct ConsumerConfig {
     /// `request.timeout.ms`: a request unanswered this long fails and its connection closes
     /// (keep it above `fetch_max_wait_ms`).
     pub request_timeout_ms: u64,
+    /// `metadata.max.age.ms`: metadata older than this is refreshed, so the group leader sees
+    /// a subscribed topic appear or grow partitions and rebalances.
+    pub metadata_max_age_ms: i64,
+    /// `retry.backoff.ms`: the least time between metadata refreshes while a subscribed topic
+    /// is still unknown.
+    pub retry_backoff_ms: i64,
 }
 
 impl Default for ConsumerConfig {
@@ -74,6 +80,8 @@ impl Default for ConsumerConfig {
             fetch_max_wait_ms: 500,
             partition_fetch_bytes: 1 << 20,
             request_timeout_ms: super::connection::REQUEST_TIMEOUT_MS,
+            metadata_max_age_ms: 300_000,
+            retry_backoff_ms: 100,
         }
     }
 }
@@ -97,7 +105,8 @@ pub struct ConsumedRecord {
 
 #[derive(Debug)]
 struct Membership {
-    coordinator: i32,
+    /// The group's coordinator; `None` once it stopped answering or said it no longer is.
+    coordinator: Option<i32>,
     member_id: String,
     generation_id: i32,
     last_heartbeat_ms: i64,
@@ -112,6 +121,15 @@ pub struct Consumer<N: Net> {
     positions: BTreeMap<(String, i32), Option<i64>>,
     membership: Option<Membership>,
     rejoin: bool,
+    /// The group's committed offsets for the assignment are not fetched yet: no position may
+    /// fall back to the reset policy until they are.
+    committed_pending: bool,
+    /// As group leader: the partition count of each subscribed topic the last assignment was
+    /// made with (a change in the metadata means a rebalance).
+    assigned_with: Option<BTreeMap<String, usize>>,
+    metadata_refreshed_ms: i64,
+    /// A leader was unknown or refused a request: refresh the metadata before the next fetch.
+    metadata_stale: bool,
 }
 
 impl<N: Net> std::fmt::Debug for Consumer<N> {
@@ -138,6 +156,10 @@ impl<N: Net> Consumer<N> {
             positions: BTreeMap::new(),
             membership: None,
             rejoin: false,
+            committed_pending: false,
+            assigned_with: None,
+            metadata_refreshed_ms: i64::MIN / 2,
+            metadata_stale: false,
         }
     }
 
@@ -181,41 +203,52 @@ impl<N: Net> Consumer<N> {
 
     /// Fetches the next records, joining or rejoining the group first when needed.
     pub async fn poll(&mut self) -> Result<Vec<ConsumedRecord>, ClientError> {
+        self.watch_metadata().await;
         if self.config.group_id.is_some() && !self.subscription.is_empty() {
             if self.rejoin || self.membership.is_none() {
                 self.join().await?;
             } else {
-                self.heartbeat().await?;
+                // As Kafka's background heartbeat: a failed beat never fails the poll; what it
+                // answered (coordinator gone, member fenced) is handled before the next one.
+                let beat = self.heartbeat().await;
+                if let Err(error) = self.check_coordinator(beat) {
+                    tracing::debug!(%error, "heartbeat failed");
+                }
+            }
+            if self.committed_pending {
+                self.fetch_committed().await?;
             }
         }
-        self.resolve_positions().await?;
+        self.resolve_positions().await;
         let mut by_leader: BTreeMap<i32, Vec<(String, i32, i64)>> = BTreeMap::new();
         for ((topic, partition), position) in &self.positions {
             let Some(position) = position else { continue };
-            let leader = self
-                .client
-                .partitions(topic)
-                .and_then(|p| p.get(usize::try_from(*partition).ok()?).map(|i| i.leader));
-            match leader {
-                Some(leader) if leader >= 0 => by_leader.entry(leader).or_default().push((
+            match self.leader_of(topic, *partition) {
+                Some(leader) => by_leader.entry(leader).or_default().push((
                     topic.clone(),
                     *partition,
                     *position,
                 )),
-                _ => {
-                    let _ = self.client.refresh(std::slice::from_ref(topic)).await;
-                }
+                None => self.metadata_stale = true,
             }
         }
         let mut records = Vec::new();
         for (leader, partitions) in by_leader {
             match self.fetch(leader, &partitions).await {
-                Ok(fetched) => records.extend(fetched),
+                Ok((fetched, refused)) => {
+                    records.extend(fetched);
+                    for (topic, partition, code) in refused {
+                        tracing::debug!(%topic, partition, code, "fetch refused");
+                        if code == ResponseError::OffsetOutOfRange.code() {
+                            self.positions.insert((topic, partition), None);
+                        } else {
+                            self.metadata_stale = true;
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(leader, %error, "fetch failed; refreshing metadata");
-                    let topics: Vec<String> =
-                        partitions.iter().map(|(t, _, _)| t.clone()).collect();
-                    let _ = self.client.refresh(&topics).await;
+                    self.metadata_stale = true;
                 }
             }
         }
@@ -224,6 +257,14 @@ impl<N: Net> Consumer<N> {
                 .insert((record.topic.clone(), record.partition), Some(record.offset + 1));
         }
         Ok(records)
+    }
+
+    /// The partition's leader as the metadata names it, if it names one.
+    fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.client
+            .partitions(topic)
+            .and_then(|p| p.get(usize::try_from(partition).ok()?).map(|i| i.leader))
+            .filter(|leader| *leader >= 0)
     }
 
     /// Commits the current positions to the group.
@@ -242,6 +283,9 @@ impl<N: Net> Consumer<N> {
                 );
             }
         }
+        if topics.is_empty() {
+            return Ok(());
+        }
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group)))
             .with_generation_id_or_member_epoch(membership.generation_id)
@@ -256,20 +300,99 @@ impl<N: Net> Consumer<N> {
                     })
                     .collect(),
             );
-        let response = self.client.send_to(membership.coordinator, 8, &request).await?;
-        let code = response
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .map(|p| p.error_code)
-            .find(|c| *c != 0);
-        match code {
-            None => Ok(()),
-            Some(code) => {
-                self.rejoin = true;
-                Err(ClientError::Broker(code))
+        let coordinator = self.coordinator_node().await?;
+        let answer =
+            self.client.send_to(coordinator, 8, &request).await.and_then(|response| match response
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.error_code != 0)
+            {
+                None => Ok(()),
+                Some(p) => Err(ClientError::Broker(p.error_code)),
+            });
+        self.check_coordinator(answer)
+    }
+
+    /// Keeps the subscription's metadata fresh and, as group leader, asks for a rebalance when
+    /// it no longer matches the last assignment (Kafka's metadata snapshot check).
+    async fn watch_metadata(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let age = now_ms - self.metadata_refreshed_ms;
+        let mut topics: Vec<String> = self.subscription.clone();
+        topics.extend(self.positions.keys().map(|(topic, _)| topic.clone()));
+        topics.sort();
+        topics.dedup();
+        let unknown = topics.iter().any(|t| self.client.partitions(t).is_none());
+        if !topics.is_empty()
+            && (age >= self.config.metadata_max_age_ms
+                || ((unknown || self.metadata_stale) && age >= self.config.retry_backoff_ms))
+        {
+            self.metadata_refreshed_ms = now_ms;
+            match self.client.refresh(&topics).await {
+                Ok(()) => self.metadata_stale = false,
+                Err(error) => tracing::debug!(%error, "metadata refresh failed"),
             }
         }
+        if let Some(assigned_with) = &self.assigned_with
+            && *assigned_with != self.partition_counts()
+        {
+            tracing::debug!("subscribed topics changed; rejoining");
+            self.rejoin = true;
+        }
+    }
+
+    /// The partition count of each subscribed topic the metadata knows.
+    fn partition_counts(&self) -> BTreeMap<String, usize> {
+        self.subscription
+            .iter()
+            .filter_map(|t| Some((t.clone(), self.client.partitions(t)?.len())))
+            .collect()
+    }
+
+    /// Looks at the outcome of a request to the coordinator: a coordinator that stopped
+    /// answering or is no longer one is forgotten (found again before the next request), and a
+    /// fenced membership rejoins; the outcome passes through.
+    fn check_coordinator<T>(&mut self, outcome: Result<T, ClientError>) -> Result<T, ClientError> {
+        if let Err(error) = &outcome {
+            let code = match error {
+                ClientError::Broker(code) => Some(*code),
+                _ => None,
+            };
+            let lost = code.is_none_or(|code| {
+                code == ResponseError::NotCoordinator.code()
+                    || code == ResponseError::CoordinatorNotAvailable.code()
+                    || code == ResponseError::CoordinatorLoadInProgress.code()
+            });
+            let fenced = code.is_some_and(|code| {
+                code == ResponseError::RebalanceInProgress.code()
+                    || code == ResponseError::IllegalGeneration.code()
+                    || code == ResponseError::UnknownMemberId.code()
+            });
+            if lost && let Some(membership) = &mut self.membership {
+                membership.coordinator = None;
+            }
+            if fenced {
+                self.rejoin = true;
+            }
+            if code == Some(ResponseError::UnknownMemberId.code()) {
+                self.membership = None;
+            }
+        }
+        outcome
+    }
+
+    /// The current coordinator of this consumer's group, found again if it was forgotten.
+    async fn coordinator_node(&mut self) -> Result<i32, ClientError> {
+        if let Some(Some(node)) = self.membership.as_ref().map(|m| m.coordinator) {
+            return Ok(node);
+        }
+        let group = self.config.group_id.clone().unwrap_or_default();
+        let node = self.coordinator(&group).await?;
+        if let Some(membership) = &mut self.membership {
+            membership.coordinator = Some(node);
+        }
+        Ok(node)
     }
 
     /// Leaves the group.
@@ -278,23 +401,28 @@ impl<N: Net> Consumer<N> {
             (self.config.group_id.clone(), self.membership.take())
         {
             let request = LeaveGroupRequest::default()
-                .with_group_id(GroupId(StrBytes::from_string(group)))
+                .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                 .with_member_id(StrBytes::from_string(membership.member_id));
-            self.client.send_to(membership.coordinator, 0, &request).await?;
+            let coordinator = match membership.coordinator {
+                Some(node) => node,
+                None => self.coordinator(&group).await?,
+            };
+            self.client.send_to(coordinator, 0, &request).await?;
         }
         Ok(())
     }
 
+    /// Asks any broker which one coordinates `group`, and learns its address.
     async fn coordinator(&self, group: &str) -> Result<i32, ClientError> {
-        if self.client.any_node().is_none() {
-            self.client.refresh(&self.subscription).await?;
-        }
-        let node = self.client.any_node().ok_or(ClientError::Closed)?;
         let request =
             FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_owned()));
-        let response = self.client.send_to(node, 2, &request).await?;
+        let response = self.client.send_to_any(2, &request).await?;
         match response.error_code {
-            0 => Ok(response.node_id.0),
+            0 => {
+                let node = response.node_id.0;
+                self.client.learn_broker(node, format!("{}:{}", response.host, response.port));
+                Ok(node)
+            }
             code => Err(ClientError::Broker(code)),
         }
     }
@@ -302,6 +430,7 @@ impl<N: Net> Consumer<N> {
     async fn join(&mut self) -> Result<(), ClientError> {
         let group = self.config.group_id.clone().unwrap_or_default();
         self.client.refresh(&self.subscription).await?;
+        self.metadata_refreshed_ms = self.clock.now_ms();
         let coordinator = self.coordinator(&group).await?;
         let metadata = encode_subscription(&self.subscription);
         let request = JoinGroupRequest::default()
@@ -325,11 +454,9 @@ impl<N: Net> Consumer<N> {
             return Err(ClientError::Broker(joined.error_code));
         }
         let member_id = joined.member_id.to_string();
-        let assignments = if joined.leader == joined.member_id {
-            self.assign_as_leader(&joined.members)?
-        } else {
-            Vec::new()
-        };
+        let leader = joined.leader == joined.member_id;
+        let assignments = if leader { self.assign_as_leader(&joined.members)? } else { Vec::new() };
+        self.assigned_with = leader.then(|| self.partition_counts());
         let request = SyncGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group)))
             .with_generation_id(joined.generation_id)
@@ -341,13 +468,14 @@ impl<N: Net> Consumer<N> {
         }
         let assigned = decode_assignment(synced.assignment);
         self.membership = Some(Membership {
-            coordinator,
+            coordinator: Some(coordinator),
             member_id,
             generation_id: joined.generation_id,
             last_heartbeat_ms: self.clock.now_ms(),
         });
         self.rejoin = false;
         self.positions = assigned.into_iter().map(|tp| (tp, None)).collect();
+        self.committed_pending = true;
         self.fetch_committed().await
     }
 
@@ -388,23 +516,21 @@ impl<N: Net> Consumer<N> {
             )))
             .with_generation_id(membership.generation_id)
             .with_member_id(StrBytes::from_string(membership.member_id.clone()));
-        let coordinator = membership.coordinator;
+        let coordinator = self.coordinator_node().await?;
         let response = self.client.send_to(coordinator, 3, &request).await?;
         if let Some(membership) = &mut self.membership {
             membership.last_heartbeat_ms = now_ms;
         }
-        if response.error_code != 0 {
-            self.rejoin = true;
-            if response.error_code == ResponseError::UnknownMemberId.code() {
-                self.membership = None;
-            }
+        match response.error_code {
+            0 => Ok(()),
+            code => Err(ClientError::Broker(code)),
         }
-        Ok(())
     }
 
+    /// Takes the group's committed offsets as the assigned partitions' positions; a partition
+    /// with none committed is left to the reset policy.
     async fn fetch_committed(&mut self) -> Result<(), ClientError> {
-        let (Some(group), Some(membership)) = (self.config.group_id.clone(), &self.membership)
-        else {
+        let (Some(group), Some(_)) = (self.config.group_id.clone(), &self.membership) else {
             return Ok(());
         };
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -423,10 +549,22 @@ impl<N: Net> Consumer<N> {
                     })
                     .collect(),
             ));
-        let response = self.client.send_to(membership.coordinator, 7, &request).await?;
+        let coordinator = self.coordinator_node().await?;
+        let answer = self.client.send_to(coordinator, 7, &request).await.and_then(|response| {
+            let failed = std::iter::once(response.error_code)
+                .chain(
+                    response.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                )
+                .find(|code| *code != 0);
+            match failed {
+                Some(code) => Err(ClientError::Broker(code)),
+                None => Ok(response),
+            }
+        });
+        let response = self.check_coordinator(answer)?;
         for topic in response.topics {
             for p in topic.partitions {
-                if p.error_code == 0 && p.committed_offset >= 0 {
+                if p.committed_offset >= 0 {
                     self.positions.insert(
                         (topic.name.to_string(), p.partition_index),
                         Some(p.committed_offset),
@@ -434,10 +572,13 @@ impl<N: Net> Consumer<N> {
                 }
             }
         }
+        self.committed_pending = false;
         Ok(())
     }
 
-    async fn resolve_positions(&mut self) -> Result<(), ClientError> {
+    /// Gives each partition without a position one from the reset policy; a partition whose
+    /// leader cannot answer now keeps none (and the metadata is refreshed before the next try).
+    async fn resolve_positions(&mut self) {
         let unresolved: Vec<(String, i32)> =
             self.positions.iter().filter(|(_, p)| p.is_none()).map(|(k, _)| k.clone()).collect();
         let timestamp = match self.config.offset_reset {
@@ -445,13 +586,16 @@ impl<N: Net> Consumer<N> {
             OffsetReset::Latest => -1,
         };
         for (topic, partition) in unresolved {
-            if self.client.partitions(&topic).is_none() {
-                self.client.refresh(std::slice::from_ref(&topic)).await?;
+            match self.list_offset(&topic, partition, timestamp).await {
+                Ok(offset) => {
+                    self.positions.insert((topic, partition), Some(offset));
+                }
+                Err(error) => {
+                    tracing::debug!(%topic, partition, %error, "no reset offset yet");
+                    self.metadata_stale = true;
+                }
             }
-            let offset = self.list_offset(&topic, partition, timestamp).await?;
-            self.positions.insert((topic, partition), Some(offset));
         }
-        Ok(())
     }
 
     async fn list_offset(
@@ -461,10 +605,7 @@ impl<N: Net> Consumer<N> {
         timestamp: i64,
     ) -> Result<i64, ClientError> {
         let leader = self
-            .client
-            .partitions(topic)
-            .and_then(|p| p.get(usize::try_from(partition).ok()?).map(|i| i.leader))
-            .filter(|l| *l >= 0)
+            .leader_of(topic, partition)
             .ok_or(ClientError::Broker(ResponseError::LeaderNotAvailable.code()))?;
         let request =
             ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
@@ -486,11 +627,12 @@ impl<N: Net> Consumer<N> {
         }
     }
 
+    /// Fetches from one leader: the records, and the partitions it refused with their codes.
     async fn fetch(
         &self,
         leader: i32,
         partitions: &[(String, i32, i64)],
-    ) -> Result<Vec<ConsumedRecord>, ClientError> {
+    ) -> Result<(Vec<ConsumedRecord>, Vec<(String, i32, i16)>), ClientError> {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
         for (topic, partition, offset) in partitions {
             topics.entry(topic).or_default().push(
@@ -515,10 +657,12 @@ impl<N: Net> Consumer<N> {
             );
         let response = self.client.send_to(leader, 11, &request).await?;
         let mut records = Vec::new();
+        let mut refused = Vec::new();
         for topic in response.responses {
             for data in topic.partitions {
                 if data.error_code != 0 {
-                    return Err(ClientError::Broker(data.error_code));
+                    refused.push((topic.topic.to_string(), data.partition_index, data.error_code));
+                    continue;
                 }
                 let Some(mut bytes) = data.records.filter(|r| !r.is_empty()) else { continue };
                 let from = partitions
@@ -542,7 +686,7 @@ impl<N: Net> Consumer<N> {
                 }
             }
         }
-        Ok(records)
+        Ok((records, refused))
     }
 }
 

@@ -25,6 +25,9 @@ pub const GROUP_TICK_MS: u64 = 100;
 #[derive(Debug)]
 pub struct GroupCoordinator<F: Fs> {
     groups: Mutex<BTreeMap<String, Group>>,
+    /// The offsets partitions this broker has loaded, with the leader epoch it loaded them in:
+    /// it coordinates their groups only while it still leads them in that epoch.
+    loaded: Mutex<BTreeMap<i32, i32>>,
     /// Committed offsets.
     pub offsets: OffsetStore,
     /// Settings.
@@ -38,6 +41,7 @@ impl<F: Fs> GroupCoordinator<F> {
     pub fn open(_fs: F, clock: Clock, config: &BrokerConfig) -> Result<Self, KafkaError> {
         Ok(Self {
             groups: Mutex::new(BTreeMap::new()),
+            loaded: Mutex::new(BTreeMap::new()),
             offsets: OffsetStore::new(),
             config: config.group.clone(),
             clock,
@@ -46,8 +50,15 @@ impl<F: Fs> GroupCoordinator<F> {
     }
 
     /// Replays an offsets partition this broker now leads into the offset cache (a coordinator
-    /// taking over its groups).
+    /// taking over its groups). What an earlier stint as their coordinator left behind —
+    /// members, generations, commits its log may since have lost — is dropped first.
     pub fn load_partition(&self, partition: &Partition<F>) -> Result<u64, KafkaError> {
+        let (_, epoch, _) = partition.role()?;
+        let partitions = self.config.offsets_partitions;
+        let index = partition.index;
+        let ours = |group: &str| OffsetStore::partition_for(group, partitions) == index;
+        self.lock()?.retain(|group, _| !ours(group));
+        self.offsets.forget(ours);
         let mut applied = 0;
         let mut offset = partition.offsets()?.0;
         loop {
@@ -58,7 +69,24 @@ impl<F: Fs> GroupCoordinator<F> {
                 u64::try_from(header.base_offset).unwrap_or(0) + u64::from(header.offset_count());
             applied += self.offsets.replay(&fetched.batches)?;
         }
+        self.loaded_partitions()?.insert(index, epoch);
         Ok(applied)
+    }
+
+    /// Whether this broker coordinates `group_id` now: it leads the group's offsets partition
+    /// in the leader epoch it loaded that partition in.
+    pub fn coordinates(&self, group_id: &str, partition: &Partition<F>) -> bool {
+        let loaded = self.loaded_partitions().ok().and_then(|l| l.get(&partition.index).copied());
+        let index = OffsetStore::partition_for(group_id, self.config.offsets_partitions);
+        index == partition.index
+            && matches!(
+                partition.role(),
+                Ok((crate::replica::Role::Leader { .. }, epoch, _)) if Some(epoch) == loaded
+            )
+    }
+
+    fn loaded_partitions(&self) -> Result<MutexGuard<'_, BTreeMap<i32, i32>>, KafkaError> {
+        self.loaded.lock().map_err(|_| KafkaError::InvalidRequest("group lock poisoned".into()))
     }
 
     /// The group's state under the lock (created empty if unknown).

@@ -123,6 +123,13 @@ impl OffsetStore {
         Ok(applied)
     }
 
+    /// Drops the cached commits of every group `of_group` picks (a coordinator reloading them).
+    pub fn forget(&self, of_group: impl Fn(&str) -> bool) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|(group, _, _), _| !of_group(group));
+        }
+    }
+
     /// The committed offset of one partition.
     pub fn get(&self, group_id: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
         let cache = self.cache.lock().ok()?;

@@ -44,6 +44,10 @@ pub struct PartitionState<F: Fs> {
     /// never by a later replication of someone else's record to the same offset.
     committed: DurableWatermark,
     scratch: Vec<u8>,
+    node_id: i32,
+    /// Under flush=sync the leader's own copy counts toward the high watermark only once it
+    /// is on disk, as Kafka's `flush.messages=1` syncs inside the append.
+    sync_flush: bool,
 }
 
 impl<F: Fs> PartitionState<F> {
@@ -56,6 +60,17 @@ impl<F: Fs> PartitionState<F> {
         self.epochs.truncate_from_end(end)?;
         self.high_watermark = self.high_watermark.min(end);
         Ok(())
+    }
+
+    /// Moves the high watermark to what the ISR holds (the leader's copy as durable as the
+    /// flush policy asks); wakes acks=all produces waiting on it.
+    fn advance_high_watermark(&mut self) {
+        let leo = self.log.log_end_offset();
+        let own = if self.sync_flush { self.log.flushed_offset().min(leo) } else { leo };
+        if let Some(claim) = self.role.high_watermark(self.node_id, own) {
+            self.high_watermark = self.high_watermark.max(claim.min(own)).min(leo);
+            self.committed.advance(self.high_watermark);
+        }
     }
 
     /// Ends the current leadership, if any: produces waiting on it fail.
@@ -75,6 +90,9 @@ impl<F: Fs> Flushable for PartitionState<F> {
 
     fn flush_done(&mut self, up_to: u64) {
         self.log.flush_done(up_to);
+        if self.sync_flush && matches!(self.role, Role::Leader { .. }) {
+            self.advance_high_watermark();
+        }
     }
 
     fn flush_failed(&mut self, error: &StorageError) {
@@ -174,6 +192,8 @@ impl<F: Fs> Partition<F> {
             role: Role::Follower { leader: -1 },
             committed: DurableWatermark::new(0),
             scratch: Vec::new(),
+            node_id,
+            sync_flush: flush_policy == FlushPolicy::Sync,
         };
         Ok(Self {
             topic: topic.to_owned(),
@@ -271,7 +291,10 @@ impl<F: Fs> Partition<F> {
             }
         }
         let log_end_offset = state.log.log_end_offset();
-        self.advance_high_watermark(state);
+        state.advance_high_watermark();
+        if state.sync_flush {
+            self.flush_signal.request();
+        }
         Ok(Produced {
             base_offset: base_offset.unwrap_or(log_end_offset),
             log_end_offset,
@@ -297,7 +320,7 @@ impl<F: Fs> Partition<F> {
         state.leader_epoch = epoch;
         state.role = Role::leader(self.node_id, replicas, isr, now_ms);
         state.committed = DurableWatermark::new(state.high_watermark);
-        self.advance_high_watermark(state);
+        state.advance_high_watermark();
         tracing::info!(partition = %partition_name(&self.topic, self.index), epoch, leo, "leader");
         Ok(())
     }
@@ -316,7 +339,7 @@ impl<F: Fs> Partition<F> {
         let mut state = self.lock()?;
         let state = &mut *state;
         state.role.set_isr(isr);
-        self.advance_high_watermark(state);
+        state.advance_high_watermark();
         Ok(())
     }
 
@@ -369,7 +392,7 @@ impl<F: Fs> Partition<F> {
             let high_watermark = state.high_watermark;
             answer.isr_proposal =
                 state.role.follower_fetched(replica, fetch_offset, leo, high_watermark, now_ms);
-            self.advance_high_watermark(state);
+            state.advance_high_watermark();
             answer.high_watermark_advanced = state.high_watermark > high_watermark;
             if fetch_offset < leo {
                 for entry in state.log.read(fetch_offset, bytes_max)? {
@@ -455,7 +478,7 @@ impl<F: Fs> Partition<F> {
         let mut state = self.lock()?;
         let state = &mut *state;
         state.role.join_refused(replica);
-        self.advance_high_watermark(state);
+        state.advance_high_watermark();
         Ok(())
     }
 
@@ -474,14 +497,6 @@ impl<F: Fs> Partition<F> {
             tracing::info!(%partition, end_offset, %error, "acks=all produce not acknowledged");
             KafkaError::NotLeader(partition)
         })
-    }
-
-    fn advance_high_watermark(&self, state: &mut PartitionState<F>) {
-        let leo = state.log.log_end_offset();
-        if let Some(claim) = state.role.high_watermark(self.node_id, leo) {
-            state.high_watermark = state.high_watermark.max(claim).min(leo);
-            state.committed.advance(state.high_watermark);
-        }
     }
 
     /// Waits for what a produce was promised: with `all_replicas` (acks=all) that its records'

@@ -1,23 +1,20 @@
 //! The durability comparison: the six configurations the comparison report names (Kafka
 //! acks=1; acks=all with min.insync.replicas 2; acks=all with unclean election; RocketMQ
 //! ASYNC_MASTER + ASYNC_FLUSH; SYNC_MASTER + ASYNC_FLUSH; SYNC_MASTER + SYNC_FLUSH), each one of
-//! the named scenario presets, swept over seeds under the nemesis, and per configuration what
-//! the checkers found over its seeds.
+//! the named scenario presets, swept over seeds under each of the nemesis's fault families,
+//! and per configuration and family what the checkers found over its seeds.
 //!
-//! The work is one queue of (seed, configuration) pairs taken seed by seed, so a sweep stopped
-//! early (the caller's time is up) still covers every configuration with the same seeds, give
-//! or take the last one. Which pairs ran, and so every tally, is a function of how many were
-//! taken; the clock that stops a sweep is the caller's, never read here.
+//! The work is one queue of (seed, configuration, family) runs taken seed by seed, so a sweep
+//! stopped early (the caller's time is up) still covers every configuration and family with the
+//! same seeds, give or take the last one. Which runs ran, and so every tally, is a function of
+//! how many were taken; the clock that stops a sweep is the caller's, never read here.
 
 use std::ops::Range;
 
 use crate::harness::SimOutcome;
+use crate::nemesis::FaultFamily;
 use crate::scenario::{Model, Scenario};
 use crate::sweep::{SeedResult, sweep_while};
-
-/// The faults every configuration meets: the nemesis's one mix of power-offs (with restarts)
-/// of any server and network partitions between any two hosts.
-pub const FAULT_FAMILY: &str = "power-offs + partitions";
 
 /// One configuration of the comparison: a preset of a model, under the name the report gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +58,25 @@ pub const CONFIGURATIONS: [Configuration; 6] = [
 ];
 
 impl Configuration {
-    /// Its scenario for `seed`, sending `messages` messages, with faults.
-    pub fn scenario(&self, seed: u64, messages: u64) -> Result<Scenario, String> {
+    /// Its scenario for `seed`, sending `messages` messages, under `faults`.
+    pub fn scenario(
+        &self,
+        seed: u64,
+        messages: u64,
+        faults: FaultFamily,
+    ) -> Result<Scenario, String> {
         let mut scenario = Scenario::preset(self.model, self.preset, seed)?;
         let settings = scenario.settings();
         settings.messages = messages;
-        settings.faults = true;
+        settings.faults = faults;
         Ok(scenario)
     }
 
-    /// The command that replays `seed` of it.
-    pub fn replay(&self, seed: u64, messages: u64) -> String {
+    /// The command that replays `seed` of it under `faults`.
+    pub fn replay(&self, seed: u64, messages: u64, faults: FaultFamily) -> String {
         format!(
-            "twinmq sim --model {} --preset {} --seed {seed} --messages {messages}",
+            "twinmq sim --model {} --preset {} --faults {faults} --seed {seed} --messages \
+             {messages}",
             self.model, self.preset
         )
     }
@@ -124,11 +127,13 @@ impl Tally {
     }
 }
 
-/// What a sweep planned for one configuration, and what it found.
+/// What a sweep planned for one configuration under one fault family, and what it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigurationResult {
     /// The configuration.
     pub configuration: Configuration,
+    /// The faults.
+    pub family: FaultFamily,
     /// Seeds planned for it.
     pub planned_seeds: u64,
     /// What its seeds found.
@@ -142,64 +147,71 @@ impl ConfigurationResult {
     }
 }
 
-/// One (seed, configuration) pair done: the configuration, and the seed's result.
+/// One run of a sweep done: its configuration and family, and the seed's result.
 #[derive(Debug)]
-pub struct PairDone<'a> {
+pub struct RunDone<'a> {
     /// The configuration.
     pub configuration: &'a Configuration,
+    /// The faults.
+    pub family: FaultFamily,
     /// The seed and its outcome.
     pub result: &'a SeedResult,
 }
 
-/// Runs every configuration in `configurations` over `seeds`, `messages` messages a seed, on
-/// `jobs` threads; asks `keep_going` before each pair and stops taking pairs when it says no;
-/// calls `done` after each pair. Returns one result per configuration, in order.
+/// Runs every configuration in `configurations` under every family in `families` over `seeds`,
+/// `messages` messages a seed, on `jobs` threads; asks `keep_going` before each run and stops
+/// taking runs when it says no; calls `done` after each run. Returns one result per
+/// configuration and family, configuration by configuration, each in the order of `families`.
 pub fn sweep_configurations(
     configurations: &[Configuration],
+    families: &[FaultFamily],
     seeds: Range<u64>,
     messages: u64,
     jobs: usize,
     keep_going: impl Fn() -> bool + Sync,
-    done: impl Fn(PairDone<'_>) + Sync,
+    done: impl Fn(RunDone<'_>) + Sync,
 ) -> Result<Vec<ConfigurationResult>, String> {
-    let width = configurations.len() as u64;
-    // Every configuration's scenario, built before anything runs; each pair sets its seed.
-    let templates = configurations
+    // Every (configuration, family) cell and its scenario, built before anything runs; each run
+    // sets its seed.
+    let cells: Vec<(&Configuration, FaultFamily)> = configurations
         .iter()
-        .map(|configuration| configuration.scenario(seeds.start, messages))
+        .flat_map(|configuration| families.iter().map(move |family| (configuration, *family)))
+        .collect();
+    let templates = cells
+        .iter()
+        .map(|(configuration, family)| configuration.scenario(seeds.start, messages, *family))
         .collect::<Result<Vec<Scenario>, String>>()?;
+    let width = cells.len() as u64;
     let planned_seeds = seeds.end.saturating_sub(seeds.start);
-    // Pair `index` is configuration `index % width` at seed `seeds.start + index / width`.
-    let pair = |index: u64| {
-        let configuration = &configurations[(index % width) as usize];
-        (configuration, seeds.start + index / width)
-    };
+    // Run `index` is cell `index % width` at seed `seeds.start + index / width`.
+    let cell_of = |index: u64| (index % width) as usize;
+    let seed_of = |index: u64| seeds.start + index / width;
     let results = sweep_while(
         0..planned_seeds * width,
         jobs,
         |index| {
-            let mut scenario = templates[(index % width) as usize].clone();
-            scenario.settings().seed = pair(index).1;
+            let mut scenario = templates[cell_of(index)].clone();
+            scenario.settings().seed = seed_of(index);
             scenario
         },
         |result| {
-            let (configuration, seed) = pair(result.seed);
-            let result = SeedResult { seed, outcome: result.outcome.clone() };
-            done(PairDone { configuration, result: &result });
+            let (configuration, family) = cells[cell_of(result.seed)];
+            let result = SeedResult { seed: seed_of(result.seed), outcome: result.outcome.clone() };
+            done(RunDone { configuration, family, result: &result });
         },
         keep_going,
     );
-    let mut out: Vec<ConfigurationResult> = configurations
+    let mut out: Vec<ConfigurationResult> = cells
         .iter()
-        .map(|configuration| ConfigurationResult {
-            configuration: *configuration,
+        .map(|(configuration, family)| ConfigurationResult {
+            configuration: **configuration,
+            family: *family,
             planned_seeds,
             tally: Tally::default(),
         })
         .collect();
     for result in &results {
-        let (_, seed) = pair(result.seed);
-        out[(result.seed % width) as usize].tally.add(seed, &result.outcome);
+        out[cell_of(result.seed)].tally.add(seed_of(result.seed), &result.outcome);
     }
     Ok(out)
 }
@@ -211,7 +223,7 @@ mod tests {
     #[test]
     fn every_configuration_is_a_preset_and_its_label_fits_a_csv_field() {
         for configuration in CONFIGURATIONS {
-            let mut scenario = configuration.scenario(7, 30).unwrap();
+            let mut scenario = configuration.scenario(7, 30, FaultFamily::Disk).unwrap();
             assert!(!configuration.label.contains(','), "{}", configuration.label);
             assert!(configuration.label.starts_with(configuration.model.name()));
             let model = match &scenario {
@@ -220,7 +232,7 @@ mod tests {
             };
             assert_eq!(model, configuration.model);
             assert_eq!(scenario.settings().messages, 30);
-            assert!(scenario.settings().faults);
+            assert_eq!(scenario.settings().faults, FaultFamily::Disk);
         }
         let labels: std::collections::BTreeSet<_> =
             CONFIGURATIONS.iter().map(|c| c.label).collect();
@@ -228,28 +240,50 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_tallies_each_configuration_over_the_same_seeds_as_each_seed_alone() {
+    fn a_sweep_tallies_each_cell_over_the_same_seeds_as_each_seed_alone() {
         let configurations = [CONFIGURATIONS[0], CONFIGURATIONS[3]];
+        let families = [FaultFamily::Crash, FaultFamily::Network];
         let messages = 30;
         let seen = std::sync::Mutex::new(Vec::new());
         let results = sweep_configurations(
             &configurations,
+            &families,
             4..6,
             messages,
             2,
             || true,
-            |done| seen.lock().unwrap().push((done.configuration.preset, done.result.seed)),
+            |done| {
+                let run = (done.configuration.preset, done.family.name(), done.result.seed);
+                seen.lock().unwrap().push(run);
+            },
         )
         .unwrap();
         let mut seen = seen.into_inner().unwrap();
         seen.sort();
-        assert_eq!(seen, vec![("acks1", 4), ("acks1", 5), ("async", 4), ("async", 5)]);
-        assert_eq!(results.len(), 2);
+        let mut expected = Vec::new();
+        for preset in ["acks1", "async"] {
+            for family in ["crash", "network"] {
+                expected.extend([(preset, family, 4), (preset, family, 5)]);
+            }
+        }
+        assert_eq!(seen, expected);
+        let cells: Vec<(&str, FaultFamily)> =
+            results.iter().map(|r| (r.configuration.preset, r.family)).collect();
+        assert_eq!(
+            cells,
+            vec![
+                ("acks1", FaultFamily::Crash),
+                ("acks1", FaultFamily::Network),
+                ("async", FaultFamily::Crash),
+                ("async", FaultFamily::Network)
+            ]
+        );
         for result in &results {
             assert_eq!((result.planned_seeds, result.seeds_run()), (2, 2));
             let mut alone = Tally::default();
             for seed in 4..6 {
-                alone.add(seed, &result.configuration.scenario(seed, messages).unwrap().run());
+                let scenario = result.configuration.scenario(seed, messages, result.family);
+                alone.add(seed, &scenario.unwrap().run());
             }
             assert_eq!(result.tally, alone, "{}", result.configuration.label);
             assert!(result.tally.acknowledged > 0, "{:?}", result.tally);
@@ -257,11 +291,13 @@ mod tests {
     }
 
     #[test]
-    fn a_stopped_sweep_covers_the_configurations_seed_by_seed() {
+    fn a_stopped_sweep_covers_the_cells_seed_by_seed() {
         let asked = std::sync::atomic::AtomicU64::new(0);
         let keep_going = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3;
+        let families = [FaultFamily::Network];
         let results =
-            sweep_configurations(&CONFIGURATIONS[3..], 0..5, 10, 1, keep_going, |_| {}).unwrap();
+            sweep_configurations(&CONFIGURATIONS[3..], &families, 0..5, 10, 1, keep_going, |_| {})
+                .unwrap();
         let run: Vec<u64> = results.iter().map(ConfigurationResult::seeds_run).collect();
         assert_eq!(run, vec![1, 1, 1], "seed 0 of each, then time was up");
         assert!(results.iter().all(|r| r.planned_seeds == 5));

@@ -11,8 +11,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::checker::{Verdict, check};
 use crate::history::{Event, History, Record};
-use crate::nemesis::Nemesis;
+use crate::nemesis::{FaultFamily, Nemesis};
 use crate::trace::TraceHash;
+use twinmq_runtime::DiskFaults;
 
 /// The longest simulated time a run may take before turmoil stops it as hung.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(900);
@@ -22,6 +23,10 @@ pub const APP: &str = "app";
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// How often the drain looks whether every acknowledged message has arrived.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
+/// How long a supervised server stays down after it stopped on an error.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The block size at which writes in flight tear when a host loses power.
+const TORN_WRITE_BLOCK: u64 = 512;
 
 /// What every run has, whatever the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +35,8 @@ pub struct RunSettings {
     pub seed: u64,
     /// Messages the workload sends in all.
     pub messages: u64,
-    /// Whether the nemesis acts.
-    pub faults: bool,
+    /// The faults the nemesis draws (`None`: it does not act).
+    pub faults: FaultFamily,
     /// Keep every event line for `--trace`.
     pub keep_trace: bool,
 }
@@ -39,7 +44,7 @@ pub struct RunSettings {
 impl RunSettings {
     /// `messages` messages for `seed`, with faults, without keeping the trace's lines.
     pub fn new(seed: u64, messages: u64) -> Self {
-        Self { seed, messages, faults: true, keep_trace: false }
+        Self { seed, messages, faults: FaultFamily::Mixed, keep_trace: false }
     }
 }
 
@@ -102,14 +107,46 @@ impl fmt::Display for Explained<'_> {
     }
 }
 
-/// A turmoil world for `seed`: 1 ms ticks, a fixed epoch, the simulation limit.
-pub fn world<'a>(seed: u64) -> turmoil::Sim<'a> {
-    turmoil::Builder::new()
-        .rng_seed(seed)
+/// A turmoil world for `run`: its seed, 1 ms ticks, a fixed epoch, the simulation limit, and
+/// torn writes when its fault family tears them.
+pub fn world<'a>(run: &RunSettings) -> turmoil::Sim<'a> {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .rng_seed(run.seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         .tick_duration(Duration::from_millis(1))
-        .simulation_duration(SIMULATION_LIMIT)
-        .build()
+        .simulation_duration(SIMULATION_LIMIT);
+    if run.faults.tears_writes() {
+        builder.fs().block_size(TORN_WRITE_BLOCK);
+    }
+    builder.build()
+}
+
+/// One disk per server, in the order given, for the nemesis to break and the hosts to use.
+pub fn disks(servers: &[String]) -> Vec<(String, DiskFaults)> {
+    servers.iter().map(|s| (s.clone(), DiskFaults::new())).collect()
+}
+
+/// The disk of `host` among `disks` (a healthy spare if it has none).
+pub fn disk_of(disks: &[(String, DiskFaults)], host: &str) -> DiskFaults {
+    disks.iter().find(|(name, _)| name == host).map(|(_, d)| d.clone()).unwrap_or_default()
+}
+
+/// Runs a server as a supervisor would (`Restart=always`): when it stops on an error — a
+/// failed disk at start, a fatal storage error — it is logged and started again after a
+/// pause, instead of ending the simulation.
+pub async fn supervise<F, Fut>(host: &str, mut start: F) -> turmoil::Result
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = turmoil::Result>,
+{
+    loop {
+        match start().await {
+            Ok(()) => return Ok(()),
+            Err(error) => tracing::warn!(host, %error, "server stopped; restarting"),
+        }
+        tokio::time::sleep(RESTART_DELAY).await;
+    }
 }
 
 /// The flags through which the workload and the harness hand over: the workload raises
@@ -143,12 +180,12 @@ pub async fn drain(history: &History) {
     let _ = tokio::time::timeout(DRAIN_LIMIT, drained).await;
 }
 
-/// Runs `world` — the model's `servers` already on it — with `workload` on the application host
-/// and, when `run.faults`, the nemesis; returns the outcome.
+/// Runs `world` — the model's servers already on it, on `disks` — with `workload` on the
+/// application host and the nemesis drawing `run.faults`; returns the outcome.
 pub fn run<W, F>(
     run: &RunSettings,
     mut world: turmoil::Sim<'_>,
-    servers: Vec<String>,
+    disks: Vec<(String, DiskFaults)>,
     workload: W,
 ) -> Result<SimOutcome, String>
 where
@@ -158,7 +195,8 @@ where
     let history = History::new();
     let phases = Phases::default();
     world.client(APP, workload(history.clone(), phases.clone()));
-    let nemesis = run.faults.then(|| Nemesis::new(run.seed, servers, APP.to_owned()));
+    let nemesis = (run.faults != FaultFamily::None)
+        .then(|| Nemesis::new(run.seed, run.faults, disks, APP.to_owned()));
     drive(world, nemesis, &history, &phases, run)
 }
 

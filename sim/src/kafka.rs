@@ -63,6 +63,9 @@ pub struct KafkaSim {
     pub producers: u32,
     /// Ordering keys.
     pub keys: u32,
+    /// A last change to every broker's configuration (tests use it to break a broker on
+    /// purpose).
+    pub broker_config: Option<fn(&mut BrokerConfig)>,
 }
 
 impl KafkaSim {
@@ -80,6 +83,7 @@ impl KafkaSim {
             partitions: 4,
             producers: 2,
             keys: 16,
+            broker_config: None,
         }
     }
 }
@@ -123,29 +127,35 @@ fn node_config(sim: &KafkaSim, host: &str, node_id: i32) -> BrokerConfig {
             addr: format!("{}:{PORT}", CONTROLLER.0),
         };
     }
+    if let Some(change) = sim.broker_config {
+        change(&mut config);
+    }
     config
 }
 
 /// Runs one simulation.
 pub fn run(sim: &KafkaSim) -> Result<SimOutcome, String> {
-    let mut world = harness::world(sim.run.seed);
+    let mut world = harness::world(&sim.run);
     let seed = sim.run.seed;
+    let disks = harness::disks(&servers());
     let nodes = std::iter::once(CONTROLLER).chain(BROKERS.iter().zip(1..).map(|(h, n)| (*h, n)));
     for (host, node_id) in nodes {
         let config = node_config(sim, host, node_id);
+        let disk = harness::disk_of(&disks, host);
         world.host(host, move || {
-            let config = config.clone();
-            async move {
-                let env = SimEnv::for_host(seed, host);
-                Broker::bind(env, config).await?.run(Shutdown::new()).await?;
-                Ok(())
-            }
+            let (config, disk) = (config.clone(), disk.clone());
+            harness::supervise(host, move || {
+                let (config, disk) = (config.clone(), disk.clone());
+                async move {
+                    let env = SimEnv::for_host(seed, host).with_disk_faults(disk);
+                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                    Ok(())
+                }
+            })
         });
     }
     let workload_sim = sim.clone();
-    harness::run(&sim.run, world, servers(), |history, phases| {
-        workload(workload_sim, history, phases)
-    })
+    harness::run(&sim.run, world, disks, |history, phases| workload(workload_sim, history, phases))
 }
 
 /// Creates the topic (as `kafka-topics --create` would) and waits until every partition has a

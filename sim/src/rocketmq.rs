@@ -105,41 +105,55 @@ fn broker_config(sim: &RocketmqSim, group: &str, slave: bool) -> BrokerConfig {
 
 /// Runs one simulation.
 pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
-    let mut world = harness::world(sim.run.seed);
+    let mut world = harness::world(&sim.run);
     let seed = sim.run.seed;
+    let disks = harness::disks(&servers());
     for namesrv in NAMESRVS {
-        world.host(namesrv, move || async move {
-            let env = SimEnv::for_host(seed, namesrv);
-            let mut config = NamesrvConfig::new("0.0.0.0:9876".parse()?);
-            config.broker_expiry_ms = 10_000;
-            config.expiry_scan_ms = 1_000;
-            NameServer::bind(env, config).await?.run(Shutdown::new()).await;
-            Ok(())
+        let disk = harness::disk_of(&disks, namesrv);
+        world.host(namesrv, move || {
+            let disk = disk.clone();
+            harness::supervise(namesrv, move || {
+                let disk = disk.clone();
+                async move {
+                    let env = SimEnv::for_host(seed, namesrv).with_disk_faults(disk);
+                    let mut config = NamesrvConfig::new("0.0.0.0:9876".parse()?);
+                    config.broker_expiry_ms = 10_000;
+                    config.expiry_scan_ms = 1_000;
+                    NameServer::bind(env, config).await?.run(Shutdown::new()).await;
+                    Ok(())
+                }
+            })
         });
     }
     for group in GROUPS {
         for slave in [false, true] {
             let host = if slave { format!("{group}-s") } else { group.to_owned() };
             let config = broker_config(sim, group, slave);
+            let disk = harness::disk_of(&disks, &host);
             let name = host.clone();
             world.host(host.as_str(), move || {
-                let (mut config, name) = (config.clone(), name.clone());
+                let (config, name, disk) = (config.clone(), name.clone(), disk.clone());
                 async move {
-                    let env = SimEnv::for_host(seed, &name);
-                    let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
-                        return Err("IPv4 hosts".into());
+                    let start = || {
+                        let (mut config, disk) = (config.clone(), disk.clone());
+                        let name = name.clone();
+                        async move {
+                            let env = SimEnv::for_host(seed, &name).with_disk_faults(disk);
+                            let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
+                                return Err("IPv4 hosts".into());
+                            };
+                            config.broker_ip = Some(ip);
+                            Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                            Ok(())
+                        }
                     };
-                    config.broker_ip = Some(ip);
-                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
-                    Ok(())
+                    harness::supervise(&name, start).await
                 }
             });
         }
     }
     let workload_sim = sim.clone();
-    harness::run(&sim.run, world, servers(), |history, phases| {
-        workload(workload_sim, history, phases)
-    })
+    harness::run(&sim.run, world, disks, |history, phases| workload(workload_sim, history, phases))
 }
 
 /// Creates the topic on every master (as `mqadmin updateTopic` would) and waits until both

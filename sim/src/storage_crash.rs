@@ -337,7 +337,7 @@ async fn life<S: Subject>(config: StorageCrashConfig, oracle: Rc<RefCell<Oracle>
     let store = Arc::new(Mutex::new(store));
     let signal = FlushSignal::new();
     tokio::task::spawn_local(run_flusher(
-        *env.fs(),
+        env.fs().clone(),
         Arc::clone(&store),
         config.flush,
         signal.clone(),

@@ -99,7 +99,7 @@ mod tests {
         let scenario = |seed| {
             let mut scenario = Scenario::preset(Model::Rocketmq, "async", seed).unwrap();
             scenario.settings().messages = 10;
-            scenario.settings().faults = false;
+            scenario.settings().faults = crate::nemesis::FaultFamily::None;
             scenario
         };
         // Three seeds taken, then no more: the answer a caller's clock gives when time is up.

@@ -2,11 +2,12 @@
 //! delivered, in key order. (Runs with faults are in `sweeps.rs`.)
 
 use twinmq_sim::kafka::{KafkaSim, run};
+use twinmq_sim::nemesis::FaultFamily;
 
 #[test]
 fn without_faults_everything_arrives_in_order() {
     let mut sim = KafkaSim::new(1);
-    sim.run.faults = false;
+    sim.run.faults = FaultFamily::None;
     let outcome = run(&sim).unwrap();
     let verdict = &outcome.verdict;
     assert!(verdict.is_clean(), "{}", outcome.explain(5));

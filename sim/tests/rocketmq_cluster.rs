@@ -1,12 +1,13 @@
 //! The RocketMQ-model cluster in the simulator: without faults every message is acknowledged
 //! and delivered once, in key order. (Runs with faults are in `sweeps.rs`.)
 
+use twinmq_sim::nemesis::FaultFamily;
 use twinmq_sim::rocketmq::{RocketmqSim, run};
 
 #[test]
 fn without_faults_everything_arrives_once_in_order() {
     let mut sim = RocketmqSim::new(1);
-    sim.run.faults = false;
+    sim.run.faults = FaultFamily::None;
     let outcome = run(&sim).unwrap();
     let verdict = &outcome.verdict;
     assert!(verdict.is_clean(), "{}", outcome.explain(5));

@@ -115,3 +115,18 @@ fn kafka_regression_seeds_stay_clean() {
         );
     }
 }
+
+/// A broker that acknowledges produces before it appends them loses acknowledged records when
+/// power goes in between, and the checker catches it on the durable configuration that
+/// otherwise loses nothing.
+#[test]
+fn a_broker_acking_before_append_is_caught() {
+    use twinmq_sim::kafka::{KafkaSim, run};
+    let broken = |seed| KafkaSim {
+        broker_config: Some(|config| config.ack_before_append = true),
+        ..KafkaSim::new(seed)
+    };
+    let caught: Vec<u64> =
+        (0..12).filter(|seed| run(&broken(*seed)).unwrap().verdict.lost > 0).collect();
+    assert!(!caught.is_empty(), "a broker acking before append lost nothing on seeds 0..12");
+}

@@ -32,7 +32,7 @@ fn sim(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn sim_runs_a_seed_replays_it_to_the_same_hash_and_sweeps() {
-    let one = ["--model", "kafka", "--seed", "5", "--no-faults", "--messages", "40"];
+    let one = ["--model", "kafka", "--seed", "5", "--faults", "none", "--messages", "40"];
     let (code, first, _) = sim(&one);
     assert_eq!(code, Some(0), "{first}");
     assert!(first.contains("sent 40 acknowledged 40"), "{first}");
@@ -41,7 +41,7 @@ fn sim_runs_a_seed_replays_it_to_the_same_hash_and_sweeps() {
     let (_, again, _) = sim(&one);
     assert_eq!(hash(&first), hash(&again), "one seed, one trace");
 
-    let sweep = ["--model", "rocketmq", "--seeds", "0..2", "--no-faults", "--messages", "20"];
+    let sweep = ["--model", "rocketmq", "--seeds", "0..2", "--faults", "none", "--messages", "20"];
     let (code, summary, _) = sim(&sweep);
     assert_eq!(code, Some(0), "{summary}");
     assert!(summary.contains("over 2 seeds") && summary.contains("clean 2"), "{summary}");

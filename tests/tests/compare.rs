@@ -2,8 +2,9 @@
 //! servers (at the smallest scale, so a debug build on two cores finishes in seconds) and writes
 //! a report whose files exist, whose tables parse, whose every figure names its unit and
 //! configuration, and whose data file holds a figure for every planned point, with the
-//! durability table of the simulator sweep the run makes itself; the report is drawn again from
-//! that data with a durability table given as a file. Bad input is refused with a clear message.
+//! durability table of the simulator sweep the run makes itself (each configuration under each
+//! fault family); the report is drawn again from that data with a durability table given as a
+//! file. Bad input is refused with a clear message.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -21,6 +22,9 @@ const SWEPT_CONFIGURATIONS: [&str; 6] = [
     "rocketmq SYNC_MASTER ASYNC_FLUSH",
     "rocketmq SYNC_MASTER SYNC_FLUSH",
 ];
+
+/// The simulator's fault families, in the table's order.
+const FAULT_FAMILIES: [&str; 4] = ["network", "crash", "disk", "mixed"];
 
 fn compare(args: &[&str], out: &Path) -> Output {
     Command::new(twinmq_binary())
@@ -157,23 +161,33 @@ fn compare_writes_a_report_whose_files_exist_and_whose_tables_parse() {
     assert!(figures >= 6, "{figures} figures");
     assert_eq!(html.matches("<table>").count(), tables.len(), "the HTML has the same tables");
 
-    // The durability table of the run's own simulator sweep: one seed of each configuration.
+    // The durability table of the run's own simulator sweep: one seed of each configuration
+    // under each fault family.
     let durability = results.durability.as_ref().expect("the run swept the simulator");
-    let configurations: Vec<&str> =
-        durability.rows.iter().map(|row| row.configuration.as_str()).collect();
-    assert_eq!(configurations, SWEPT_CONFIGURATIONS);
+    let cells: Vec<(&str, &str)> = SWEPT_CONFIGURATIONS
+        .iter()
+        .flat_map(|c| FAULT_FAMILIES.iter().map(move |family| (*c, *family)))
+        .collect();
+    let swept: Vec<(&str, &str)> = durability
+        .rows
+        .iter()
+        .map(|row| (row.configuration.as_str(), row.fault_family.as_str()))
+        .collect();
+    assert_eq!(swept, cells);
     for row in &durability.rows {
-        assert_eq!((row.seeds, row.fault_family.as_str()), (1, "power-offs + partitions"));
+        assert_eq!(row.seeds, 1, "{row:?}");
         assert!(row.seeds_with_loss <= row.seeds, "{row:?}");
         assert_eq!(row.seeds_with_loss > 0, row.acked_lost > 0, "{row:?}");
         assert_eq!((row.unavailability_ms, row.time_to_recover_ms), (None, None), "not measured");
     }
     let (header, rows) =
         tables.iter().find(|(h, _)| h.contains(&"seeds with loss".to_owned())).unwrap();
-    assert_eq!(header[0], "configuration");
-    assert_eq!(rows.iter().map(|row| row[0].as_str()).collect::<Vec<_>>(), SWEPT_CONFIGURATIONS);
+    assert_eq!(header[..2], ["configuration", "fault family"]);
+    let rendered: Vec<(&str, &str)> =
+        rows.iter().map(|row| (row[0].as_str(), row[1].as_str())).collect();
+    assert_eq!(rendered, cells);
     assert!(rows.iter().all(|row| row[7] == "n/a" && row[8] == "n/a"), "{rows:?}");
-    assert!(markdown.contains("twinmq sim --model M --preset P --seed N"), "how to replay a seed");
+    assert!(markdown.contains("twinmq sim --model M --preset P --faults F --seed N"), "replays");
     assert!(!markdown.contains("no durability table was given"));
     let written = text(&out.join("durability.csv"));
     assert_eq!(twinmq_report::DurabilityTable::from_csv(&written).unwrap().rows, durability.rows);

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use twinmq_sim::harness::SimOutcome;
+use twinmq_sim::nemesis::FaultFamily;
 use twinmq_sim::scenario::{Model, Scenario};
 use twinmq_sim::sweep::{SeedResult, sweep};
 
@@ -38,9 +39,11 @@ pub struct SimArgs {
     /// Messages the workload sends [default: the preset's].
     #[arg(long)]
     messages: Option<u64>,
-    /// Turn the nemesis off.
-    #[arg(long)]
-    no_faults: bool,
+    /// The faults the nemesis draws: none, network (partitions), crash (power-offs, torn
+    /// writes), disk (full and failing disks, power-offs, torn writes), mixed (partitions and
+    /// power-offs).
+    #[arg(long, default_value = "mixed", value_parser = FaultFamily::parse)]
+    faults: FaultFamily,
     /// Print every event of the run.
     #[arg(long, conflicts_with = "seeds")]
     trace: bool,
@@ -54,7 +57,7 @@ impl SimArgs {
         let mut scenario =
             Scenario::preset(model, &self.preset, seed).map_err(anyhow::Error::msg)?;
         let settings = scenario.settings();
-        settings.faults = !self.no_faults;
+        settings.faults = self.faults;
         settings.keep_trace = self.trace;
         if let Some(messages) = self.messages {
             settings.messages = messages;
@@ -69,8 +72,8 @@ impl SimArgs {
         if let Some(messages) = self.messages {
             command.push_str(&format!(" --messages {messages}"));
         }
-        if self.no_faults {
-            command.push_str(" --no-faults");
+        if self.faults != FaultFamily::Mixed {
+            command.push_str(&format!(" --faults {}", self.faults));
         }
         command
     }

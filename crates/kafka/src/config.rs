@@ -63,6 +63,11 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Group coordination.
     pub group: GroupConfig,
+    /// Test-only, deliberately broken: acknowledge every produce at once and append it a
+    /// moment later, so a crash in between loses acknowledged records. The simulator's checker
+    /// must catch them.
+    #[cfg(feature = "fault-injection")]
+    pub ack_before_append: bool,
 }
 
 /// Where the controller of a broker's cluster runs.
@@ -143,6 +148,8 @@ impl BrokerConfig {
                 ..LogConfig::default()
             },
             group: GroupConfig::default(),
+            #[cfg(feature = "fault-injection")]
+            ack_before_append: false,
         }
     }
 }

@@ -29,7 +29,7 @@ pub use net::{Listener, Net};
 pub use real::{RealEnv, RealFile, RealFs, RealNet};
 pub use rng::Rng;
 pub use shutdown::Shutdown;
-pub use sim::{SimEnv, SimFile, SimFs, SimNet};
+pub use sim::{DiskFaults, SimEnv, SimFile, SimFs, SimNet};
 
 /// Everything a node may touch outside its own memory.
 ///

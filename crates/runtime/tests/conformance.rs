@@ -138,7 +138,7 @@ fn sim_crash_keeps_synced_bytes_and_durably_named_files_only() {
     sim.host("node", move || {
         let phase = host_phase.clone();
         async move {
-            let fs = *SimEnv::for_host(7, "node").fs();
+            let fs = SimEnv::for_host(7, "node").fs().clone();
             let dir = Path::new("/data");
             if phase.get() == 0 {
                 fs.create_dir_all(dir).unwrap();

@@ -45,8 +45,9 @@ impl<const SYNCS: bool> Subject for LogSubject<SYNCS> {
             flush,
             ..LogConfig::default()
         };
-        let (log, recovery) = Log::open(*env.fs(), env.clock().clone(), dir.to_owned(), config)
-            .map_err(|error| error.to_string())?;
+        let (log, recovery) =
+            Log::open(env.fs().clone(), env.clock().clone(), dir.to_owned(), config)
+                .map_err(|error| error.to_string())?;
         let summary = format!(
             "log [{}, {}) segments {} cuts {:?} rebuilt {} removed {}",
             log.log_start_offset(),
@@ -138,7 +139,7 @@ impl Subject for StoreSubject {
             flush,
         };
         let (store, recovery) =
-            MessageStore::open(*env.fs(), env.clock().clone(), dir.to_owned(), config)
+            MessageStore::open(env.fs().clone(), env.clock().clone(), dir.to_owned(), config)
                 .map_err(|error| error.to_string())?;
         let summary = format!(
             "store end {} clean {} cuts {:?} removed {} cq cut {} redispatched {}",

@@ -1,8 +1,9 @@
 //! The durability section of `twinmq compare` when no table is given: the simulator's six
-//! configurations (`twinmq_sim::durability`) swept over a few seeds each, more at the full
-//! scale, until the seeds are done or the time allowed is up, and tallied into the report's
-//! [`DurabilityTable`]. The simulator measures neither unavailability nor time to recover yet,
-//! so those columns stay empty (the report shows n/a).
+//! configurations (`twinmq_sim::durability`) under each of its fault families, swept over a few
+//! seeds each, more at the full scale, until the seeds are done or the time allowed is up, and
+//! tallied into the report's [`DurabilityTable`], one row per configuration and family. The
+//! simulator measures neither unavailability nor time to recover yet, so those columns stay
+//! empty (the report shows n/a).
 
 use std::sync::Mutex;
 
@@ -10,18 +11,19 @@ use twinmq_report::durability::{DurabilityRow, DurabilityTable};
 use twinmq_report::results::Failure;
 use twinmq_report::{Progress, Scale};
 use twinmq_runtime::Env;
-use twinmq_sim::durability::{
-    CONFIGURATIONS, ConfigurationResult, FAULT_FAMILY, PairDone, sweep_configurations,
-};
+use twinmq_sim::durability::{CONFIGURATIONS, ConfigurationResult, RunDone, sweep_configurations};
+use twinmq_sim::nemesis::FaultFamily;
 
 /// Messages a seed's workload sends: the presets' own number, long enough (tens of simulated
 /// seconds) for the nemesis to act many times. A seed takes well under a second of wall time.
 const MESSAGES: u64 = 400;
+/// A smoke run's messages a seed: enough for the wiring to show, in a few seconds for all runs.
+const SMOKE_MESSAGES: u64 = 100;
 
 /// How much of the simulator a run sweeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {
-    /// Seeds per configuration, from seed 0.
+    /// Seeds per configuration and fault family, from seed 0.
     pub seeds: u64,
     /// Messages each seed's workload sends.
     pub messages: u64,
@@ -33,9 +35,9 @@ impl Sweep {
     /// The sweep of a run at `scale`.
     pub fn at(scale: Scale) -> Self {
         match scale {
-            Scale::Full => Self { seeds: 32, messages: MESSAGES, budget_secs: 150 },
-            Scale::Quick => Self { seeds: 4, messages: MESSAGES, budget_secs: 30 },
-            Scale::Smoke => Self { seeds: 1, messages: MESSAGES, budget_secs: 30 },
+            Scale::Full => Self { seeds: 16, messages: MESSAGES, budget_secs: 150 },
+            Scale::Quick => Self { seeds: 2, messages: MESSAGES, budget_secs: 30 },
+            Scale::Smoke => Self { seeds: 1, messages: SMOKE_MESSAGES, budget_secs: 30 },
         }
     }
 }
@@ -49,18 +51,21 @@ pub fn run(
     deadline_ms: i64,
     progress: &dyn Progress,
 ) -> anyhow::Result<(DurabilityTable, Vec<Failure>)> {
-    progress.phase("durability (simulator)", sweep.seeds * CONFIGURATIONS.len() as u64);
+    let runs = sweep.seeds * (CONFIGURATIONS.len() * FaultFamily::ALL.len()) as u64;
+    progress.phase("durability (simulator)", runs);
     // Two threads finish at once: one step's label and outcome are shown together.
     let shown = Mutex::new(());
     let results = sweep_configurations(
         &CONFIGURATIONS,
+        &FaultFamily::ALL,
         0..sweep.seeds,
         sweep.messages,
         jobs,
         || env.clock().now_ms() < deadline_ms,
-        |done: PairDone<'_>| {
+        |done: RunDone<'_>| {
             let _shown = shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            progress.step(&format!("{} seed {}", done.configuration.label, done.result.seed), None);
+            let (label, family, seed) = (done.configuration.label, done.family, done.result.seed);
+            progress.step(&format!("{label}, {family} faults, seed {seed}"), None);
             progress.step_done(&match &done.result.outcome {
                 Ok(outcome) => {
                     let v = &outcome.verdict;
@@ -77,14 +82,14 @@ pub fn run(
     Ok((table(&results, sweep), failures(&results, sweep)))
 }
 
-/// The table: one row per configuration that has a verdict.
+/// The table: one row per configuration and family that has a verdict.
 fn table(results: &[ConfigurationResult], sweep: Sweep) -> DurabilityTable {
     let rows = results
         .iter()
         .filter(|result| result.tally.seeds > 0)
         .map(|result| DurabilityRow {
             configuration: result.configuration.label.to_owned(),
-            fault_family: FAULT_FAMILY.to_owned(),
+            fault_family: result.family.name().to_owned(),
             seeds: result.tally.seeds,
             seeds_with_loss: result.tally.seeds_with_loss,
             acked_lost: result.tally.acked_lost,
@@ -99,22 +104,22 @@ fn table(results: &[ConfigurationResult], sweep: Sweep) -> DurabilityTable {
 
 /// How the table was made, in words, with what the columns leave out.
 fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
-    let presets: Vec<String> = results
+    let presets: Vec<String> = CONFIGURATIONS
         .iter()
-        .map(|r| {
-            format!(
-                "{} = `{} {}`",
-                r.configuration.label, r.configuration.model, r.configuration.preset
-            )
+        .map(|configuration| {
+            format!("{} = `{} {}`", configuration.label, configuration.model, configuration.preset)
         })
         .collect();
     let mut text = format!(
-        "Swept by this run: seeds 0..{} of each configuration (end excluded, as `twinmq sim \
-         --seeds` takes them; a sweep that runs out of its {} s stops early and lists what it \
-         missed under failures), {} messages a seed, the nemesis cutting power to servers and \
-         partitioning hosts at random until every message is answered, then healing and \
-         draining. Configurations are the simulator's presets ({}); a seed replays with \
-         `twinmq sim --model M --preset P --seed N --messages {}`. The simulator does not \
+        "Swept by this run: seeds 0..{} of each configuration under each fault family (end \
+         excluded, as `twinmq sim --seeds` takes them; a sweep that runs out of its {} s stops \
+         early and lists what it missed under failures), {} messages a seed. The nemesis acts \
+         at random until every message is answered, then heals and the consumers drain: \
+         network partitions between any two hosts (network); power-offs and restarts of \
+         servers, writes torn at 512-byte blocks (crash); full and failing disks with \
+         power-offs and torn writes (disk); partitions and power-offs together (mixed). \
+         Configurations are the simulator's presets ({}); a seed replays with `twinmq sim \
+         --model M --preset P --faults F --seed N --messages {}`. The simulator does not \
          measure unavailability or time to recover yet.",
         sweep.seeds,
         sweep.budget_secs,
@@ -125,7 +130,7 @@ fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
     let backwards: Vec<String> = results
         .iter()
         .filter(|r| r.tally.commits_backwards > 0)
-        .map(|r| format!("{}: {}", r.configuration.label, r.tally.commits_backwards))
+        .map(|r| format!("{}, {}: {}", r.configuration.label, r.family, r.tally.commits_backwards))
         .collect();
     if !backwards.is_empty() {
         text.push_str(&format!(
@@ -139,7 +144,7 @@ fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
         .filter(|r| !r.tally.failing_seeds.is_empty())
         .map(|r| {
             let seeds: Vec<String> = r.tally.failing_seeds.iter().map(u64::to_string).collect();
-            format!("{}: {}", r.configuration.label, seeds.join(" "))
+            format!("{}, {}: {}", r.configuration.label, r.family, seeds.join(" "))
         })
         .collect();
     if failing.is_empty() {
@@ -154,13 +159,13 @@ fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
 fn failures(results: &[ConfigurationResult], sweep: Sweep) -> Vec<Failure> {
     let mut failures = Vec::new();
     for result in results {
-        let label = result.configuration.label;
+        let label = format!("{}, {} faults", result.configuration.label, result.family);
         for (seed, error) in &result.tally.stopped {
             failures.push(Failure {
                 what: format!("durability: {label} seed {seed}"),
                 error: format!(
                     "{error} (replay: {})",
-                    result.configuration.replay(*seed, sweep.messages)
+                    result.configuration.replay(*seed, sweep.messages, result.family)
                 ),
             });
         }

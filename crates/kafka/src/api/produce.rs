@@ -41,7 +41,7 @@ pub async fn handle<E: Env>(
         let mut partition_responses = Vec::new();
         for (index, outcome) in partitions {
             let outcome = match outcome {
-                Ok((partition, produced)) if acks != 0 => {
+                Ok((partition, produced)) if acks != 0 && !acks_early(context) => {
                     let promised = partition.wait_promised(&produced, acks == -1);
                     match tokio::time::timeout(timeout, promised).await {
                         Ok(Ok(())) => Ok(produced),
@@ -74,6 +74,36 @@ pub async fn handle<E: Env>(
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// Whether the broker is deliberately broken to acknowledge before it appends.
+fn acks_early<E: Env>(context: &BrokerContext<E>) -> bool {
+    #[cfg(feature = "fault-injection")]
+    return context.config.ack_before_append;
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = context;
+        false
+    }
+}
+
+/// The deliberately broken append: answers with the offset the records will get and appends
+/// them only after a pause (test-only; see `BrokerConfig::ack_before_append`).
+#[cfg(feature = "fault-injection")]
+fn append_late<F: twinmq_runtime::Fs>(
+    partition: Arc<Partition<F>>,
+    records: &[u8],
+    bytes_max: u64,
+) -> Outcome<F> {
+    let (_, leader_epoch, log_end_offset) = partition.role()?;
+    let (late, records) = (Arc::clone(&partition), records.to_vec());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = late.append_as_leader(&records, bytes_max);
+    });
+    let produced =
+        Produced { base_offset: log_end_offset, log_end_offset, log_start_offset: 0, leader_epoch };
+    Ok((partition, produced))
+}
+
 fn append<E: Env>(
     context: &BrokerContext<E>,
     topic: &str,
@@ -97,6 +127,10 @@ fn append<E: Env>(
                 required: context.config.min_insync_replicas,
             });
         }
+    }
+    #[cfg(feature = "fault-injection")]
+    if acks_early(context) {
+        return append_late(partition, records, context.config.message_bytes_max);
     }
     let produced = partition.append_as_leader(records, context.config.message_bytes_max)?;
     Ok((partition, produced))

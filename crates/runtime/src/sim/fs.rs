@@ -1,21 +1,72 @@
 //! turmoil's simulated file system (`unstable-fs`) behind the [`Fs`] seam.
 //!
 //! Unsynced writes are lost on `Sim::crash`, files whose directory was never synced vanish,
-//! writes tear by the configured block size, and I/O can fail — all drawn from the seed.
+//! writes tear by the configured block size, and I/O can fail — all drawn from the seed. On
+//! top, [`DiskFaults`] lets a nemesis fill a host's disk or make it fail, and heal it, while
+//! the host runs.
 
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use turmoil::fs::shim::std::fs as simfs;
 
 use crate::{File, Fs, OpenMode};
 
+/// Disk faults of one host, switched from outside the host (a nemesis) and kept across its
+/// restarts, as a disk outlives the software on it.
+#[derive(Debug, Clone, Default)]
+pub struct DiskFaults(Arc<DiskFaultState>);
+
+#[derive(Debug, Default)]
+struct DiskFaultState {
+    full: AtomicBool,
+    failing: AtomicBool,
+}
+
+impl DiskFaults {
+    /// A healthy disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fills the disk (every write and file creation fails with ENOSPC) or frees it.
+    pub fn set_full(&self, full: bool) {
+        self.0.full.store(full, Ordering::SeqCst);
+    }
+
+    /// Makes every write, sync and file creation fail with EIO, or stops it.
+    pub fn set_failing(&self, failing: bool) {
+        self.0.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The error a write (or sync, when `sync`) meets now, if any.
+    fn check(&self, sync: bool) -> io::Result<()> {
+        if self.0.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("simulated disk failure (EIO)"));
+        }
+        if !sync && self.0.full.load(Ordering::SeqCst) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated full disk"));
+        }
+        Ok(())
+    }
+}
+
 /// The current turmoil host's simulated file system.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimFs;
+#[derive(Debug, Clone, Default)]
+pub struct SimFs {
+    faults: DiskFaults,
+}
+
+impl SimFs {
+    /// A file system on a disk whose faults `faults` switches.
+    pub fn with_faults(faults: DiskFaults) -> Self {
+        Self { faults }
+    }
+}
 
 impl Fs for SimFs {
     type File = SimFile;
@@ -29,16 +80,23 @@ impl Fs for SimFs {
                 options.write(true);
             }
             OpenMode::Create => {
+                if !simfs::exists(path) {
+                    self.faults.check(false)?;
+                }
                 options.write(true).create(true);
             }
             OpenMode::CreateNew => {
+                self.faults.check(false)?;
                 options.write(true).create_new(true);
             }
         }
-        Ok(SimFile { file: options.open(path)? })
+        Ok(SimFile { file: options.open(path)?, faults: self.faults.clone() })
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        if !simfs::exists(path) {
+            self.faults.check(false)?;
+        }
         simfs::create_dir_all(path)
     }
 
@@ -51,6 +109,7 @@ impl Fs for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.check(false)?;
         simfs::rename(from, to)
     }
 
@@ -71,6 +130,7 @@ impl Fs for SimFs {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.faults.check(true)?;
         simfs::sync_dir(path)
     }
 
@@ -92,6 +152,7 @@ impl Fs for SimFs {
 #[derive(Debug)]
 pub struct SimFile {
     file: simfs::File,
+    faults: DiskFaults,
 }
 
 impl File for SimFile {
@@ -102,14 +163,18 @@ impl File for SimFile {
     }
 
     fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.faults.check(false)?;
         self.file.write_all_at(data, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.faults.check(true)?;
         self.file.sync_data()
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        let growing = len > self.file.metadata()?.len();
+        self.faults.check(!growing)?;
         self.file.set_len(len)
     }
 

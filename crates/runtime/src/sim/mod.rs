@@ -4,7 +4,7 @@
 mod fs;
 mod net;
 
-pub use fs::{SimFile, SimFs};
+pub use fs::{DiskFaults, SimFile, SimFs};
 pub use net::SimNet;
 
 use crate::{Clock, Env, Rng};
@@ -24,10 +24,16 @@ impl SimEnv {
         let host_seed = Rng::from_seed_and_stream(seed, host);
         Self {
             net: SimNet,
-            fs: SimFs,
+            fs: SimFs::default(),
             clock: Clock::simulated(),
             seed: rand::RngCore::next_u64(&mut host_seed.clone()),
         }
+    }
+
+    /// The same host on a disk whose faults `faults` switches.
+    pub fn with_disk_faults(mut self, faults: DiskFaults) -> Self {
+        self.fs = SimFs::with_faults(faults);
+        self
     }
 }
 

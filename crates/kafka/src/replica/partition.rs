@@ -178,7 +178,7 @@ impl<F: Fs> Partition<F> {
         if !recovery.is_clean() {
             tracing::warn!(partition = %partition_name(topic, index), ?recovery, "log recovered");
         }
-        let producers = rebuild_producers(&log)?;
+        let producers = ProducerStateTable::rebuild(&log)?;
         let durable = log.durable_watermark();
         // A restarted replica knows nothing committed beyond what it had: its leader tells it.
         let high_watermark = 0;
@@ -588,24 +588,6 @@ impl<F: Fs> Partition<F> {
     pub fn flush(&self) -> Result<(), KafkaError> {
         Ok(self.lock()?.log.flush()?)
     }
-}
-
-fn rebuild_producers<F: Fs>(log: &Log<F>) -> Result<ProducerStateTable, KafkaError> {
-    let mut producers = ProducerStateTable::new();
-    let mut offset = log.log_start_offset();
-    while offset < log.log_end_offset() {
-        let entries = log.read(offset, 1 << 20)?;
-        let Some(last) = entries.last() else { break };
-        offset = last.next_offset();
-        for entry in entries {
-            if let Ok(header) = record_batch::read_header(&entry.payload)
-                && header.is_idempotent()
-            {
-                producers.record(&header, entry.offset);
-            }
-        }
-    }
-    Ok(producers)
 }
 
 /// The batch headers of a record set read back (tests, dump).

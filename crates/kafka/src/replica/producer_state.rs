@@ -49,6 +49,27 @@ pub struct ProducerStateTable {
 }
 
 impl ProducerStateTable {
+    /// The state a log's idempotent batches leave, read back from the log (a replica opening).
+    pub fn rebuild<F: twinmq_runtime::Fs>(
+        log: &twinmq_storage::Log<F>,
+    ) -> Result<Self, KafkaError> {
+        let mut producers = Self::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let entries = log.read(offset, 1 << 20)?;
+            let Some(last) = entries.last() else { break };
+            offset = last.next_offset();
+            for entry in entries {
+                if let Ok(header) = crate::record_batch::read_header(&entry.payload)
+                    && header.is_idempotent()
+                {
+                    producers.record(&header, entry.offset);
+                }
+            }
+        }
+        Ok(producers)
+    }
+
     /// An empty table.
     pub fn new() -> Self {
         Self::default()

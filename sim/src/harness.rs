@@ -13,7 +13,7 @@ use crate::checker::{Verdict, check};
 use crate::history::{Event, History, Record};
 use crate::nemesis::{FaultFamily, Nemesis};
 use crate::trace::TraceHash;
-use twinmq_runtime::DiskFaults;
+use twinmq_runtime::{DiskFaults, SimEnv};
 
 /// The longest simulated time a run may take before turmoil stops it as hung.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(900);
@@ -127,26 +127,38 @@ pub fn disks(servers: &[String]) -> Vec<(String, DiskFaults)> {
     servers.iter().map(|s| (s.clone(), DiskFaults::new())).collect()
 }
 
-/// The disk of `host` among `disks` (a healthy spare if it has none).
-pub fn disk_of(disks: &[(String, DiskFaults)], host: &str) -> DiskFaults {
-    disks.iter().find(|(name, _)| name == host).map(|(_, d)| d.clone()).unwrap_or_default()
-}
-
-/// Runs a server as a supervisor would (`Restart=always`): when it stops on an error — a
-/// failed disk at start, a fatal storage error — it is logged and started again after a
-/// pause, instead of ending the simulation.
-pub async fn supervise<F, Fut>(host: &str, mut start: F) -> turmoil::Result
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = turmoil::Result>,
+/// Puts server `host` on `world`, on its disk from `disks`: at every start (and restart after
+/// a power-off) it runs `serve` with the host's environment, as a supervisor would
+/// (`Restart=always`) — when `serve` stops on an error (a failed disk at start, a fatal
+/// storage error) that is logged and it starts again after a pause, instead of ending the
+/// simulation.
+pub fn serve<S, Fut>(
+    world: &mut turmoil::Sim<'_>,
+    seed: u64,
+    disks: &[(String, DiskFaults)],
+    host: &str,
+    serve: S,
+) where
+    S: Fn(SimEnv) -> Fut + Clone + 'static,
+    Fut: Future<Output = turmoil::Result> + 'static,
 {
-    loop {
-        match start().await {
-            Ok(()) => return Ok(()),
-            Err(error) => tracing::warn!(host, %error, "server stopped; restarting"),
+    let disk = disks.iter().find(|(name, _)| name == host).map(|(_, d)| d.clone());
+    let (disk, name) = (disk.unwrap_or_default(), host.to_owned());
+    world.host(host, move || {
+        let (serve, disk, name) = (serve.clone(), disk.clone(), name.clone());
+        async move {
+            loop {
+                let env = SimEnv::for_host(seed, &name).with_disk_faults(disk.clone());
+                match serve(env).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => {
+                        tracing::warn!(host = %name, %error, "server stopped; restarting")
+                    }
+                }
+                tokio::time::sleep(RESTART_DELAY).await;
+            }
         }
-        tokio::time::sleep(RESTART_DELAY).await;
-    }
+    });
 }
 
 /// The flags through which the workload and the harness hand over: the workload raises

@@ -141,17 +141,12 @@ pub fn run(sim: &KafkaSim) -> Result<SimOutcome, String> {
     let nodes = std::iter::once(CONTROLLER).chain(BROKERS.iter().zip(1..).map(|(h, n)| (*h, n)));
     for (host, node_id) in nodes {
         let config = node_config(sim, host, node_id);
-        let disk = harness::disk_of(&disks, host);
-        world.host(host, move || {
-            let (config, disk) = (config.clone(), disk.clone());
-            harness::supervise(host, move || {
-                let (config, disk) = (config.clone(), disk.clone());
-                async move {
-                    let env = SimEnv::for_host(seed, host).with_disk_faults(disk);
-                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
-                    Ok(())
-                }
-            })
+        harness::serve(&mut world, seed, &disks, host, move |env| {
+            let config = config.clone();
+            async move {
+                Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                Ok(())
+            }
         });
     }
     let workload_sim = sim.clone();

@@ -109,45 +109,28 @@ pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
     let seed = sim.run.seed;
     let disks = harness::disks(&servers());
     for namesrv in NAMESRVS {
-        let disk = harness::disk_of(&disks, namesrv);
-        world.host(namesrv, move || {
-            let disk = disk.clone();
-            harness::supervise(namesrv, move || {
-                let disk = disk.clone();
-                async move {
-                    let env = SimEnv::for_host(seed, namesrv).with_disk_faults(disk);
-                    let mut config = NamesrvConfig::new("0.0.0.0:9876".parse()?);
-                    config.broker_expiry_ms = 10_000;
-                    config.expiry_scan_ms = 1_000;
-                    NameServer::bind(env, config).await?.run(Shutdown::new()).await;
-                    Ok(())
-                }
-            })
+        harness::serve(&mut world, seed, &disks, namesrv, |env| async move {
+            let mut config = NamesrvConfig::new("0.0.0.0:9876".parse()?);
+            config.broker_expiry_ms = 10_000;
+            config.expiry_scan_ms = 1_000;
+            NameServer::bind(env, config).await?.run(Shutdown::new()).await;
+            Ok(())
         });
     }
     for group in GROUPS {
         for slave in [false, true] {
             let host = if slave { format!("{group}-s") } else { group.to_owned() };
             let config = broker_config(sim, group, slave);
-            let disk = harness::disk_of(&disks, &host);
             let name = host.clone();
-            world.host(host.as_str(), move || {
-                let (config, name, disk) = (config.clone(), name.clone(), disk.clone());
+            harness::serve(&mut world, seed, &disks, &host, move |env| {
+                let (mut config, name) = (config.clone(), name.clone());
                 async move {
-                    let start = || {
-                        let (mut config, disk) = (config.clone(), disk.clone());
-                        let name = name.clone();
-                        async move {
-                            let env = SimEnv::for_host(seed, &name).with_disk_faults(disk);
-                            let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
-                                return Err("IPv4 hosts".into());
-                            };
-                            config.broker_ip = Some(ip);
-                            Broker::bind(env, config).await?.run(Shutdown::new()).await?;
-                            Ok(())
-                        }
+                    let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
+                        return Err("IPv4 hosts".into());
                     };
-                    harness::supervise(&name, start).await
+                    config.broker_ip = Some(ip);
+                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                    Ok(())
                 }
             });
         }

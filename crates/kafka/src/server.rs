@@ -90,7 +90,7 @@ impl<E: Env> BrokerContext<E> {
     pub fn check_coordinator(&self, group_id: &str) -> Result<(), KafkaError> {
         let index = OffsetStore::partition_for(group_id, self.config.group.offsets_partitions);
         match self.replicas.get(OFFSETS_TOPIC, index) {
-            Some(partition) if self.groups.coordinates(group_id, &partition) => Ok(()),
+            Some(partition) if self.groups.coordinates(&partition) => Ok(()),
             _ => Err(KafkaError::NotCoordinator(group_id.to_owned())),
         }
     }

@@ -63,14 +63,15 @@ pub async fn handle<E: Env>(
                     .with_base_offset(-1),
             });
         }
-        // Under flush=sync the high watermark moves when the flush lands, after the append.
-        context.records_visible.notify_waiters();
         responses.push(
             TopicProduceResponse::default()
                 .with_name(name)
                 .with_partition_responses(partition_responses),
         );
     }
+    // Under flush=sync the high watermark moves when the flush lands, after the append: wake
+    // the fetches parked on it once more.
+    context.records_visible.notify_waiters();
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 

@@ -73,16 +73,14 @@ impl<F: Fs> GroupCoordinator<F> {
         Ok(applied)
     }
 
-    /// Whether this broker coordinates `group_id` now: it leads the group's offsets partition
-    /// in the leader epoch it loaded that partition in.
-    pub fn coordinates(&self, group_id: &str, partition: &Partition<F>) -> bool {
+    /// Whether this broker coordinates the groups of offsets partition `partition` now: it
+    /// leads the partition in the leader epoch it loaded it in.
+    pub fn coordinates(&self, partition: &Partition<F>) -> bool {
         let loaded = self.loaded_partitions().ok().and_then(|l| l.get(&partition.index).copied());
-        let index = OffsetStore::partition_for(group_id, self.config.offsets_partitions);
-        index == partition.index
-            && matches!(
-                partition.role(),
-                Ok((crate::replica::Role::Leader { .. }, epoch, _)) if Some(epoch) == loaded
-            )
+        matches!(
+            partition.role(),
+            Ok((crate::replica::Role::Leader { .. }, epoch, _)) if Some(epoch) == loaded
+        )
     }
 
     fn loaded_partitions(&self) -> Result<MutexGuard<'_, BTreeMap<i32, i32>>, KafkaError> {

@@ -110,7 +110,8 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
             match response {
                 Ok(response) => {
                     // A follower reports an offset as fetched only once it is as durable as the
-                    // flush policy promises (Kafka's flush.messages applies to followers too).
+                    // flush policy promises (Kafka's flush.messages applies to followers too);
+                    // each append already asked its partition's flusher, so they sync at once.
                     for (partition, leo) in apply(&context, &partitions, response) {
                         tokio::select! {
                             biased;

@@ -68,7 +68,7 @@ impl<F: Fs> PartitionState<F> {
         let leo = self.log.log_end_offset();
         let own = if self.sync_flush { self.log.flushed_offset().min(leo) } else { leo };
         if let Some(claim) = self.role.high_watermark(self.node_id, own) {
-            self.high_watermark = self.high_watermark.max(claim.min(own)).min(leo);
+            self.high_watermark = self.high_watermark.max(claim).min(leo);
             self.committed.advance(self.high_watermark);
         }
     }
@@ -90,7 +90,7 @@ impl<F: Fs> Flushable for PartitionState<F> {
 
     fn flush_done(&mut self, up_to: u64) {
         self.log.flush_done(up_to);
-        if self.sync_flush && matches!(self.role, Role::Leader { .. }) {
+        if self.sync_flush {
             self.advance_high_watermark();
         }
     }
@@ -447,6 +447,9 @@ impl<F: Fs> Partition<F> {
         }
         let leo = state.log.log_end_offset();
         state.high_watermark = state.high_watermark.max(leader_high_watermark.min(leo));
+        if state.sync_flush && !records.is_empty() {
+            self.flush_signal.request();
+        }
         Ok(leo)
     }
 

@@ -74,20 +74,23 @@ impl<N: Net> Consumer<N> {
     pub(super) async fn watch_metadata(&mut self) {
         let now_ms = self.clock.now_ms();
         let age = now_ms - self.metadata_refreshed_ms;
+        if age < self.config.retry_backoff_ms {
+            return;
+        }
         let mut topics: Vec<String> = self.subscription.clone();
         topics.extend(self.positions.keys().map(|(topic, _)| topic.clone()));
         topics.sort();
         topics.dedup();
         let unknown = topics.iter().any(|t| self.client.partitions(t).is_none());
-        if !topics.is_empty()
-            && (age >= self.config.metadata_max_age_ms
-                || ((unknown || self.metadata_stale) && age >= self.config.retry_backoff_ms))
+        if topics.is_empty()
+            || (age < self.config.metadata_max_age_ms && !unknown && !self.metadata_stale)
         {
-            self.metadata_refreshed_ms = now_ms;
-            match self.client.refresh(&topics).await {
-                Ok(()) => self.metadata_stale = false,
-                Err(error) => tracing::debug!(%error, "metadata refresh failed"),
-            }
+            return;
+        }
+        self.metadata_refreshed_ms = now_ms;
+        match self.client.refresh(&topics).await {
+            Ok(()) => self.metadata_stale = false,
+            Err(error) => tracing::debug!(%error, "metadata refresh failed"),
         }
         if let Some(assigned_with) = &self.assigned_with
             && *assigned_with != self.partition_counts()

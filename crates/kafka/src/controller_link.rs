@@ -44,6 +44,10 @@ async fn sleep_or_shutdown<E: Env>(context: &BrokerContext<E>, ms: u64) -> bool 
 async fn check_liveness<E: Env>(context: &BrokerContext<E>) {
     while sleep_or_shutdown(context, LIVENESS_CHECK_MS).await {
         let Some(controller) = &context.cluster.controller else { return };
+        if let Some(reason) = controller.failure() {
+            context.halt.raise(format!("controller: {reason}"));
+            return;
+        }
         match controller.check_liveness(context.env.clock().now_ms()) {
             Ok(fenced) if !fenced.is_empty() => context.metadata_changed(),
             Ok(_) => {}
@@ -185,10 +189,7 @@ async fn replicate_metadata<E: Env>(context: &BrokerContext<E>, addr: &str) {
                         }
                     }
                     context.cluster.set_image(image.clone());
-                    if let Err(error) = context.sync_replicas() {
-                        tracing::error!(%error, "applying metadata failed");
-                    }
-                    context.records_visible.notify_waiters();
+                    context.metadata_changed();
                 }
                 Err(error) => {
                     tracing::error!(%error, "undecodable metadata from the controller");

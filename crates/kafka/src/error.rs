@@ -126,6 +126,9 @@ pub enum KafkaError {
     /// A request the broker understands but refuses as malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The broker halted on a storage failure (see [`crate::Halt`]).
+    #[error("halted: {0}")]
+    Halted(String),
 }
 
 impl KafkaError {
@@ -165,6 +168,7 @@ impl KafkaError {
                 ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
             }
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::Halted(_) => ResponseError::KafkaStorageError,
         }
     }
 

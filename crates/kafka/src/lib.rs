@@ -15,6 +15,7 @@ pub mod controller;
 pub mod controller_link;
 pub mod error;
 pub mod group;
+pub mod halt;
 pub mod record_batch;
 pub mod replica;
 pub mod server;
@@ -22,4 +23,5 @@ pub mod wire;
 
 pub use config::{BrokerConfig, ControllerLocation, GroupConfig};
 pub use error::KafkaError;
+pub use halt::Halt;
 pub use server::{Broker, BrokerContext};

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use twinmq_runtime::{Env, Listener, Net, Shutdown};
+use twinmq_storage::StorageError;
 
 use crate::api::{self, Reply};
 use crate::cluster::Cluster;
@@ -16,6 +17,7 @@ use crate::config::ControllerLocation;
 use crate::controller::{Controller, ControllerPolicy, MetadataLog};
 use crate::error::KafkaError;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC, OffsetStore};
+use crate::halt::Halt;
 use crate::replica::ReplicaManager;
 use crate::wire::Connection;
 
@@ -37,6 +39,8 @@ pub struct BrokerContext<E: Env> {
     pub records_visible: Notify,
     /// The broker's shutdown signal.
     pub shutdown: Shutdown,
+    /// Raised on a storage failure the broker cannot serve past; it stops with that error.
+    pub halt: Halt,
 }
 
 impl<E: Env> std::fmt::Debug for BrokerContext<E> {
@@ -53,8 +57,17 @@ impl<E: Env> BrokerContext<E> {
     pub fn metadata_changed(&self) {
         if let Err(error) = self.sync_replicas() {
             tracing::error!(%error, "applying metadata failed");
+            self.halt_on_io_error("applying metadata", &error);
         }
         self.records_visible.notify_waiters();
+    }
+
+    /// Halts the broker when `error` is an I/O failure of its disk: Kafka takes a log dir
+    /// offline on any I/O error under it, and with its only log dir offline a broker halts.
+    pub fn halt_on_io_error(&self, what: &str, error: &KafkaError) {
+        if let KafkaError::Storage(StorageError::Io { .. }) = error {
+            self.halt.raise(format!("{what}: {error}"));
+        }
     }
 
     /// On the controller node: creates `__consumer_offsets` once enough brokers are live to hold
@@ -167,12 +180,14 @@ impl<E: Env> Broker<E> {
         let cluster =
             Cluster::new(env.clone(), config.node_id, config.controller.clone(), controller)
                 .with_request_timeout(config.controller_request_timeout_ms);
+        let halt = Halt::new();
         let replicas = ReplicaManager::new(
             fs.clone(),
             clock.clone(),
             config.data_dir.clone(),
             config.log.clone(),
             config.node_id,
+            halt.clone(),
         )?;
         let groups = GroupCoordinator::open(fs, clock, &config)?;
         let context = Arc::new(BrokerContext {
@@ -184,6 +199,7 @@ impl<E: Env> Broker<E> {
             groups,
             records_visible: Notify::new(),
             shutdown: Shutdown::new(),
+            halt,
         });
         context.ensure_offsets_topic();
         context.sync_replicas()?;
@@ -201,7 +217,9 @@ impl<E: Env> Broker<E> {
         Arc::clone(&self.context)
     }
 
-    /// Serves until `shutdown` is triggered, then flushes every partition and returns.
+    /// Serves until `shutdown` is triggered, then flushes every partition and returns; or until
+    /// the broker halts on a storage failure, which it returns as [`KafkaError::Halted`]
+    /// without flushing (as Kafka's halt exits at once).
     pub async fn run(self, shutdown: Shutdown) -> Result<(), KafkaError> {
         let connections = Arc::new(AtomicUsize::new(0));
         let group_timer = tokio::spawn(GroupCoordinator::run_timers(Arc::clone(&self.context)));
@@ -216,6 +234,7 @@ impl<E: Env> Broker<E> {
             let accepted = tokio::select! {
                 biased;
                 () = shutdown.wait() => break,
+                () = self.context.halt.wait() => break,
                 accepted = self.listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
@@ -241,6 +260,9 @@ impl<E: Env> Broker<E> {
         group_timer.abort();
         for task in background {
             task.abort();
+        }
+        if let Some(reason) = self.context.halt.reason() {
+            return Err(KafkaError::Halted(reason));
         }
         self.context.replicas.flush_all()?;
         self.context.groups.flush()?;

@@ -363,8 +363,9 @@ impl<F: Fs> CommitLog<F> {
     /// Syncs everything appended, now, on this thread.
     pub fn flush(&mut self) -> Result<()> {
         let end = self.max_physical_offset();
-        if let Some(file) = self.files.values_mut().next_back() {
-            file.sync()?;
+        if let Some(Err(error)) = self.files.values_mut().next_back().map(|file| file.sync()) {
+            self.flush_failed(&error);
+            return Err(error);
         }
         self.flush_done(end);
         Ok(())

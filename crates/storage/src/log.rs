@@ -227,9 +227,15 @@ impl<F: Fs> Log<F> {
 
     /// Syncs everything appended, now, on this thread (shutdown, tests). The flusher task
     /// ([`crate::run_flusher`]) does the same without blocking appenders.
+    ///
+    /// A failed sync fails the log, as a failed flusher sync does: what it holds past the
+    /// flushed offset may or may not be on disk, so it takes no more appends.
     pub fn flush(&mut self) -> Result<()> {
         let end = self.log_end_offset;
-        self.active_mut().data.sync()?;
+        if let Err(error) = self.active_mut().data.sync() {
+            self.flush_failed(&error);
+            return Err(error);
+        }
         self.flush_done(end);
         Ok(())
     }

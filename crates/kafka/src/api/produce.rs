@@ -29,6 +29,7 @@ pub async fn handle<E: Env>(
             let outcome = append(context, &topic.name.0, data.index, data.records.as_deref(), acks);
             if let Err(error) = &outcome {
                 tracing::debug!(topic = %topic.name.0, partition = data.index, %error, "produce refused");
+                context.halt_on_io_error("appending", error);
             }
             partitions.push((data.index, outcome));
         }

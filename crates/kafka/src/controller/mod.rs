@@ -43,6 +43,9 @@ struct ControllerState<F: Fs> {
     /// Unfenced brokers: their registration epoch and last heartbeat.
     live: BTreeMap<i32, Liveness>,
     policy: ControllerPolicy,
+    /// Set when a metadata record could not be made durable: the log may hold a record the
+    /// image lacks, so the controller answers nothing more until it is restarted and replays.
+    failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,7 +84,8 @@ impl<F: Fs> Controller<F> {
             .filter(|b| !b.fenced)
             .map(|b| (b.node_id, Liveness { broker_epoch: -1, last_heartbeat_ms: now_ms }))
             .collect();
-        let state = ControllerState { log, image, producer_ids_handed, live, policy };
+        let state =
+            ControllerState { log, image, producer_ids_handed, live, policy, failure: None };
         Ok(Self { state: Mutex::new(state) })
     }
 
@@ -95,7 +99,8 @@ impl<F: Fs> Controller<F> {
         Ok((state.log.read_batches(offset, bytes_max)?, state.log.next_offset()))
     }
 
-    /// A broker (re)registers: it is live again, with a new broker epoch.
+    /// A broker (re)registers: it is live again, with a new broker epoch (the offset of its
+    /// registration record, so no two registrations share one).
     pub fn register(
         &self,
         node_id: i32,
@@ -104,15 +109,8 @@ impl<F: Fs> Controller<F> {
         now_ms: i64,
     ) -> Result<i64, KafkaError> {
         let mut state = self.lock()?;
-        let known = state.image.brokers.get(&node_id);
-        if !known.is_some_and(|b| b.host == host && b.port == port && !b.fenced) {
-            state.commit(MetadataRecord::RegisterBroker {
-                node_id,
-                host: host.to_owned(),
-                port,
-            })?;
-        }
         let broker_epoch = i64::try_from(state.log.next_offset()).unwrap_or(i64::MAX);
+        state.commit(MetadataRecord::RegisterBroker { node_id, host: host.to_owned(), port })?;
         state.live.insert(node_id, Liveness { broker_epoch, last_heartbeat_ms: now_ms });
         tracing::info!(node_id, broker_epoch, "broker registered");
         state.elect()?;
@@ -263,14 +261,35 @@ impl<F: Fs> Controller<F> {
         Ok(id)
     }
 
+    /// Why the controller stopped answering, if it did (its node halts on it).
+    pub fn failure(&self) -> Option<String> {
+        match self.state.lock() {
+            Ok(state) => state.failure.clone(),
+            Err(_) => Some("controller lock poisoned".into()),
+        }
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, ControllerState<F>>, KafkaError> {
-        self.state.lock().map_err(|_| KafkaError::InvalidRequest("controller lock poisoned".into()))
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| KafkaError::InvalidRequest("controller lock poisoned".into()))?;
+        match &state.failure {
+            Some(reason) => Err(KafkaError::ControllerUnavailable(format!("halted: {reason}"))),
+            None => Ok(state),
+        }
     }
 }
 
 impl<F: Fs> ControllerState<F> {
+    /// Appends `record` durably, then applies it. A failed append or sync fails the controller
+    /// for good: the record may be in the log without being in the image.
     fn commit(&mut self, record: MetadataRecord) -> Result<(), KafkaError> {
-        self.log.append(&record)?;
+        if let Err(error) = self.log.append(&record) {
+            tracing::error!(%error, ?record, "metadata record not made durable; the controller halts");
+            self.failure = Some(error.to_string());
+            return Err(error);
+        }
         self.image.apply(&record);
         Ok(())
     }

@@ -202,6 +202,7 @@ fn apply<E: Env>(
             };
             if let Err(error) = outcome {
                 tracing::warn!(topic = %topic.topic.0, partition = data.partition_index, %error, "replication failed");
+                context.halt_on_io_error("replicating", &error);
             }
         }
     }

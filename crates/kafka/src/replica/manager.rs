@@ -11,6 +11,7 @@ use super::partition::{Partition, partition_name};
 use super::replication::Role;
 use crate::controller::MetadataImage;
 use crate::error::KafkaError;
+use crate::halt::Halt;
 
 /// Topics with `cleanup.policy=compact`: the newest record per key is kept.
 pub const COMPACTED_TOPICS: &[&str] = &[crate::group::OFFSETS_TOPIC];
@@ -31,6 +32,9 @@ pub struct ReplicaManager<F: Fs> {
     data_dir: PathBuf,
     log_config: LogConfig,
     node_id: i32,
+    /// Raised when a partition's flush fails: Kafka takes the log dir offline, and with one
+    /// log dir the broker halts.
+    halt: Halt,
     partitions: RwLock<QueueMap<Held<F>>>,
     /// Serializes `sync_with`: two metadata updates must not open one partition twice.
     syncing: std::sync::Mutex<()>,
@@ -50,6 +54,7 @@ impl<F: Fs> ReplicaManager<F> {
         data_dir: PathBuf,
         log_config: LogConfig,
         node_id: i32,
+        halt: Halt,
     ) -> Result<Self, KafkaError> {
         if !fs.exists(&data_dir) {
             fs.create_dir_all(&data_dir).map_err(|e| io_error(&data_dir, e))?;
@@ -65,6 +70,7 @@ impl<F: Fs> ReplicaManager<F> {
             data_dir,
             log_config,
             node_id,
+            halt,
             partitions: RwLock::new(QueueMap::default()),
             syncing: std::sync::Mutex::new(()),
         })
@@ -186,10 +192,10 @@ impl<F: Fs> ReplicaManager<F> {
                 }
             },
         );
-        let name = partition_name(topic, index);
+        let (name, halt) = (partition_name(topic, index), self.halt.clone());
         tokio::spawn(async move {
             if let Err(error) = flusher.await {
-                tracing::error!(partition = %name, %error, "flusher stopped; the partition takes no more appends");
+                halt.raise(format!("partition {name}: flush failed: {error}"));
             }
         });
         self.write()?.insert(topic, to_u32(index), Held { partition, stop });

@@ -6,7 +6,8 @@
 //!   are counted, not failed);
 //! - **order**: for each key, its acknowledged messages must first arrive in the order they were
 //!   sent (producers send a key's messages one at a time, each after the last was acknowledged);
-//! - **commits**: a group's committed offset of a queue never moves backwards.
+//! - **commits**: a group's committed offset of a queue never moves backwards;
+//! - **invariants**: what the harness saw of the brokers' own state ([`crate::invariants`]).
 //!
 //! Each violation names the messages and the records around them.
 
@@ -40,6 +41,8 @@ pub enum ViolationKind {
     Order,
     /// A committed offset moved backwards.
     CommitBackwards,
+    /// The brokers' state broke one of the model's invariants.
+    Invariant,
 }
 
 impl fmt::Display for Violation {
@@ -71,6 +74,8 @@ pub struct Verdict {
     pub order_violations: u64,
     /// Commits below an earlier commit of the same group and queue.
     pub commits_backwards: u64,
+    /// Broker-state invariants seen broken (each distinct breach once).
+    pub invariants_broken: u64,
     /// Every violation, with context.
     pub violations: Vec<Violation>,
 }
@@ -117,6 +122,15 @@ pub fn check(records: &[Record]) -> Verdict {
                     });
                 }
                 commits.insert(queue.clone(), (*offset, at));
+            }
+            Event::InvariantBroken(what) => {
+                verdict.invariants_broken += 1;
+                verdict.violations.push(Violation {
+                    kind: ViolationKind::Invariant,
+                    ids: Vec::new(),
+                    detail: what.clone(),
+                    context: around(records, &[at]),
+                });
             }
             Event::Note(_) => {}
         }
@@ -229,16 +243,23 @@ mod tests {
             at(10, deliver(1, 0)),
             at(11, Event::Commit { consumer: 0, queue: "t/0".into(), offset: 2 }),
             at(12, Event::Commit { consumer: 1, queue: "t/0".into(), offset: 1 }),
+            at(13, Event::InvariantBroken("t-0: two leaders in epoch 3".into())),
         ];
         let verdict = check(&records);
         assert_eq!(verdict.lost, 1, "m3 acknowledged, never delivered; m4 never acknowledged");
         assert_eq!(verdict.order_violations, 1);
         assert_eq!(verdict.commits_backwards, 1);
         assert_eq!(verdict.failed, 1);
+        assert_eq!(verdict.invariants_broken, 1);
         let kinds: Vec<ViolationKind> = verdict.violations.iter().map(|v| v.kind).collect();
         assert_eq!(
             kinds,
-            [ViolationKind::Lost, ViolationKind::Order, ViolationKind::CommitBackwards]
+            [
+                ViolationKind::Lost,
+                ViolationKind::Order,
+                ViolationKind::CommitBackwards,
+                ViolationKind::Invariant
+            ]
         );
         assert_eq!(verdict.violations[0].ids, [3]);
         assert_eq!(verdict.violations[1].ids, [1, 2]);

@@ -3,6 +3,7 @@
 //! workload has sent everything, the drain, and the outcome — the checkers' verdict over the
 //! history and the hash of its trace.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::checker::{Verdict, check};
 use crate::history::{Event, History, Record};
+use crate::invariants::Invariants;
 use crate::nemesis::{FaultFamily, Nemesis};
 use crate::trace::TraceHash;
 use twinmq_runtime::{DiskFaults, SimEnv};
@@ -23,6 +25,8 @@ pub const APP: &str = "app";
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// How often the drain looks whether every acknowledged message has arrived.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
+/// How often (in simulated time) the brokers' state is checked against the model's invariants.
+const INVARIANTS_EVERY: Duration = Duration::from_millis(20);
 /// How long a supervised server stays down after it stopped on an error.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// The block size at which writes in flight tear when a host loses power.
@@ -81,7 +85,7 @@ impl fmt::Display for Explained<'_> {
         writeln!(
             f,
             "sent {} acknowledged {} failed {} delivered {} | lost {} duplicates {} \
-             order violations {} commits backwards {}",
+             order violations {} commits backwards {} invariants broken {}",
             v.sent,
             v.acknowledged,
             v.failed,
@@ -89,7 +93,8 @@ impl fmt::Display for Explained<'_> {
             v.lost,
             v.duplicates,
             v.order_violations,
-            v.commits_backwards
+            v.commits_backwards,
+            v.invariants_broken
         )?;
         for violation in v.violations.iter().take(self.violations) {
             write!(f, "{violation}")?;
@@ -193,11 +198,13 @@ pub async fn drain(history: &History) {
 }
 
 /// Runs `world` — the model's servers already on it, on `disks` — with `workload` on the
-/// application host and the nemesis drawing `run.faults`; returns the outcome.
+/// application host and the nemesis drawing `run.faults`, checking `invariants` as it goes;
+/// returns the outcome.
 pub fn run<W, F>(
     run: &RunSettings,
     mut world: turmoil::Sim<'_>,
     disks: Vec<(String, DiskFaults)>,
+    invariants: impl Invariants,
     workload: W,
 ) -> Result<SimOutcome, String>
 where
@@ -209,7 +216,7 @@ where
     world.client(APP, workload(history.clone(), phases.clone()));
     let nemesis = (run.faults != FaultFamily::None)
         .then(|| Nemesis::new(run.seed, run.faults, disks, APP.to_owned()));
-    drive(world, nemesis, &history, &phases, run)
+    drive(world, nemesis, invariants, &history, &phases, run)
 }
 
 /// Steps `world` to its end: the nemesis acts until the workload has sent everything, then
@@ -217,14 +224,24 @@ where
 fn drive(
     mut world: turmoil::Sim<'_>,
     mut nemesis: Option<Nemesis>,
+    mut invariants: impl Invariants,
     history: &History,
     phases: &Phases,
     run: &RunSettings,
 ) -> Result<SimOutcome, String> {
+    let (mut breached, mut next_check) = (BTreeSet::new(), Duration::ZERO);
     loop {
         let done = world.step().map_err(|e| format!("seed {}: {e}", run.seed))?;
         if done {
             break;
+        }
+        if world.elapsed() >= next_check {
+            next_check = world.elapsed() + INVARIANTS_EVERY;
+            for breach in invariants.check() {
+                if breached.insert(breach.key) {
+                    history.record_at(world.elapsed(), Event::InvariantBroken(breach.detail));
+                }
+            }
         }
         let healed = phases.healed.load(Ordering::SeqCst);
         if phases.sending_done.load(Ordering::SeqCst) && !healed {

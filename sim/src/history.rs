@@ -59,6 +59,9 @@ pub enum Event {
     },
     /// Something the nemesis or the harness did (a fault, a heal, a phase), for the trace.
     Note(String),
+    /// The harness saw the brokers' own state break one of the model's invariants
+    /// ([`crate::invariants`]).
+    InvariantBroken(String),
 }
 
 /// An event with the simulated time it happened at.
@@ -84,6 +87,7 @@ impl fmt::Display for Record {
                 write!(f, "commit c{consumer} {queue}@{offset}")
             }
             Event::Note(note) => write!(f, "note {note}"),
+            Event::InvariantBroken(what) => write!(f, "invariant broken: {what}"),
         }
     }
 }

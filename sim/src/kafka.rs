@@ -26,6 +26,7 @@ use twinmq_storage::{FlushPolicy, LogConfig};
 use crate::harness::{self, APP, Phases};
 pub use crate::harness::{RunSettings, SimOutcome};
 use crate::history::{Event, History};
+use crate::invariants::KafkaInvariants;
 
 /// The topic every producer writes.
 const TOPIC: &str = "sim";
@@ -138,19 +139,25 @@ pub fn run(sim: &KafkaSim) -> Result<SimOutcome, String> {
     let mut world = harness::world(&sim.run);
     let seed = sim.run.seed;
     let disks = harness::disks(&servers());
+    let invariants = KafkaInvariants::default();
     let nodes = std::iter::once(CONTROLLER).chain(BROKERS.iter().zip(1..).map(|(h, n)| (*h, n)));
     for (host, node_id) in nodes {
         let config = node_config(sim, host, node_id);
+        let registry = invariants.brokers.clone();
         harness::serve(&mut world, seed, &disks, host, move |env| {
-            let config = config.clone();
+            let (config, registry) = (config.clone(), registry.clone());
             async move {
-                Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                let broker = Broker::bind(env, config).await?;
+                registry.register(host, &broker.context());
+                broker.run(Shutdown::new()).await?;
                 Ok(())
             }
         });
     }
     let workload_sim = sim.clone();
-    harness::run(&sim.run, world, disks, |history, phases| workload(workload_sim, history, phases))
+    harness::run(&sim.run, world, disks, invariants, |history, phases| {
+        workload(workload_sim, history, phases)
+    })
 }
 
 /// Creates the topic (as `kafka-topics --create` would) and waits until every partition has a

@@ -4,12 +4,14 @@
 //! byte, and so the same [`trace::TraceHash`]. The harness drives the storage core alone
 //! through crashes and torn writes ([`storage_crash`]), and whole clusters of both broker models
 //! ([`kafka`], [`rocketmq`]) under a seeded [`nemesis`], as named [`scenario`]s swept over
-//! seeds ([`sweep`]); [`durability`] is the sweep behind the comparison report's table.
+//! seeds ([`sweep`]), with the brokers' own state checked against each model's [`invariants`]
+//! between steps; [`durability`] is the sweep behind the comparison report's table.
 
 pub mod checker;
 pub mod durability;
 pub mod harness;
 pub mod history;
+pub mod invariants;
 pub mod kafka;
 pub mod nemesis;
 pub mod rocketmq;

@@ -27,6 +27,7 @@ use twinmq_storage::{CommitLogConfig, FlushPolicy};
 use crate::harness::{self, APP, Phases};
 pub use crate::harness::{RunSettings, SimOutcome};
 use crate::history::{Event, History};
+use crate::invariants::RocketmqInvariants;
 
 /// The topic every producer writes.
 const TOPIC: &str = "sim";
@@ -117,26 +118,32 @@ pub fn run(sim: &RocketmqSim) -> Result<SimOutcome, String> {
             Ok(())
         });
     }
+    let pairs = GROUPS.iter().map(|g| ((*g).to_owned(), format!("{g}-s"))).collect();
+    let invariants = RocketmqInvariants { pairs, ..RocketmqInvariants::default() };
     for group in GROUPS {
         for slave in [false, true] {
             let host = if slave { format!("{group}-s") } else { group.to_owned() };
             let config = broker_config(sim, group, slave);
-            let name = host.clone();
+            let (name, registry) = (host.clone(), invariants.brokers.clone());
             harness::serve(&mut world, seed, &disks, &host, move |env| {
-                let (mut config, name) = (config.clone(), name.clone());
+                let (mut config, name, registry) = (config.clone(), name.clone(), registry.clone());
                 async move {
                     let IpAddr::V4(ip) = turmoil::lookup(name.as_str()) else {
                         return Err("IPv4 hosts".into());
                     };
                     config.broker_ip = Some(ip);
-                    Broker::bind(env, config).await?.run(Shutdown::new()).await?;
+                    let broker = Broker::bind(env, config).await?;
+                    registry.register(&name, &broker.processor());
+                    broker.run(Shutdown::new()).await?;
                     Ok(())
                 }
             });
         }
     }
     let workload_sim = sim.clone();
-    harness::run(&sim.run, world, disks, |history, phases| workload(workload_sim, history, phases))
+    harness::run(&sim.run, world, disks, invariants, |history, phases| {
+        workload(workload_sim, history, phases)
+    })
 }
 
 /// Creates the topic on every master (as `mqadmin updateTopic` would) and waits until both

@@ -160,12 +160,14 @@ fn print_summary(args: &SimArgs, model: Model, results: &[SeedResult], wall_secs
         results.len() - outcomes.len()
     );
     println!(
-        "  acknowledged {} lost {} duplicates {} order violations {} commits backwards {}",
+        "  acknowledged {} lost {} duplicates {} order violations {} commits backwards {} \
+         invariants broken {}",
         sum(|o| o.verdict.acknowledged),
         sum(|o| o.verdict.lost),
         sum(|o| o.verdict.duplicates),
         sum(|o| o.verdict.order_violations),
-        sum(|o| o.verdict.commits_backwards)
+        sum(|o| o.verdict.commits_backwards),
+        sum(|o| o.verdict.invariants_broken)
     );
     println!(
         "  {wall_secs:.1} s wall, {:.2} seeds/s, {simulated:.0} s simulated",
@@ -176,8 +178,8 @@ fn print_summary(args: &SimArgs, model: Model, results: &[SeedResult], wall_secs
             Ok(outcome) => {
                 let v = &outcome.verdict;
                 format!(
-                    "lost {} order {} commits back {}",
-                    v.lost, v.order_violations, v.commits_backwards
+                    "lost {} order {} commits back {} invariants {}",
+                    v.lost, v.order_violations, v.commits_backwards, v.invariants_broken
                 )
             }
             Err(error) => format!("stopped: {error}"),

@@ -132,7 +132,7 @@ pub fn check(records: &[Record]) -> Verdict {
                     context: around(records, &[at]),
                 });
             }
-            Event::Note(_) => {}
+            Event::Note(_) | Event::Healed => {}
         }
     }
     verdict.acknowledged = acked.len() as u64;

@@ -99,6 +99,15 @@ pub struct Tally {
     pub order_violations: u64,
     /// Committed offsets that moved backwards.
     pub commits_backwards: u64,
+    /// Broker-state invariants seen broken.
+    pub invariants_broken: u64,
+    /// Simulated milliseconds without writes, summed over seeds
+    /// ([`crate::availability::Availability::unavailable_ms`]).
+    pub unavailable_ms: u64,
+    /// Simulated milliseconds from heal to caught up, summed over the seeds that recovered.
+    pub recovery_ms: u64,
+    /// Seeds with a recovery time.
+    pub recovered_seeds: u64,
     /// Seeds whose verdict was not clean, in order.
     pub failing_seeds: Vec<u64>,
     /// Seeds that stopped without a verdict (turmoil's error, e.g. a hung run), with why.
@@ -106,6 +115,16 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Mean simulated milliseconds without writes per seed.
+    pub fn mean_unavailable_ms(&self) -> Option<u64> {
+        (self.seeds > 0).then(|| self.unavailable_ms / self.seeds)
+    }
+
+    /// Mean simulated milliseconds from heal to caught up, over the seeds that recovered.
+    pub fn mean_recovery_ms(&self) -> Option<u64> {
+        (self.recovered_seeds > 0).then(|| self.recovery_ms / self.recovered_seeds)
+    }
+
     fn add(&mut self, seed: u64, outcome: &Result<SimOutcome, String>) {
         let verdict = match outcome {
             Ok(outcome) => &outcome.verdict,
@@ -121,6 +140,14 @@ impl Tally {
         self.duplicates += verdict.duplicates;
         self.order_violations += verdict.order_violations;
         self.commits_backwards += verdict.commits_backwards;
+        self.invariants_broken += verdict.invariants_broken;
+        if let Ok(outcome) = outcome {
+            self.unavailable_ms += outcome.availability.unavailable_ms;
+            if let Some(recovery_ms) = outcome.availability.recovery_ms {
+                self.recovery_ms += recovery_ms;
+                self.recovered_seeds += 1;
+            }
+        }
         if !verdict.is_clean() {
             self.failing_seeds.push(seed);
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::availability::{Availability, measure};
 use crate::checker::{Verdict, check};
 use crate::history::{Event, History, Record};
 use crate::invariants::Invariants;
@@ -57,6 +58,8 @@ impl RunSettings {
 pub struct SimOutcome {
     /// The checkers' verdict.
     pub verdict: Verdict,
+    /// How long the cluster took no writes, and took to recover after the heal.
+    pub availability: Availability,
     /// The hash of the run's event trace.
     pub trace: TraceHash,
     /// The history, in order.
@@ -250,7 +253,7 @@ fn drive(
                     history.record_at(world.elapsed(), Event::Note(fault.to_string()));
                 }
             }
-            history.record_at(world.elapsed(), Event::Note("healed; draining".into()));
+            history.record_at(world.elapsed(), Event::Healed);
             phases.healed.store(true, Ordering::SeqCst);
         } else if let Some(nemesis) = &mut nemesis
             && !healed
@@ -264,5 +267,11 @@ fn drive(
     for record in &records {
         trace.record(record.to_string());
     }
-    Ok(SimOutcome { verdict: check(&records), trace, records, elapsed: world.elapsed() })
+    Ok(SimOutcome {
+        verdict: check(&records),
+        availability: measure(&records),
+        trace,
+        records,
+        elapsed: world.elapsed(),
+    })
 }

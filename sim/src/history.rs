@@ -59,6 +59,8 @@ pub enum Event {
     },
     /// Something the nemesis or the harness did (a fault, a heal, a phase), for the trace.
     Note(String),
+    /// The harness healed every fault; the workload drains from here.
+    Healed,
     /// The harness saw the brokers' own state break one of the model's invariants
     /// ([`crate::invariants`]).
     InvariantBroken(String),
@@ -87,6 +89,7 @@ impl fmt::Display for Record {
                 write!(f, "commit c{consumer} {queue}@{offset}")
             }
             Event::Note(note) => write!(f, "note {note}"),
+            Event::Healed => write!(f, "note healed; draining"),
             Event::InvariantBroken(what) => write!(f, "invariant broken: {what}"),
         }
     }

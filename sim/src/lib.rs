@@ -7,6 +7,7 @@
 //! seeds ([`sweep`]), with the brokers' own state checked against each model's [`invariants`]
 //! between steps; [`durability`] is the sweep behind the comparison report's table.
 
+pub mod availability;
 pub mod checker;
 pub mod durability;
 pub mod harness;

@@ -48,6 +48,32 @@ fn sim_runs_a_seed_replays_it_to_the_same_hash_and_sweeps() {
 }
 
 #[test]
+fn sim_compare_writes_the_durability_table_as_markdown_and_csv() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let args = ["compare", "--seeds", "3..4", "--messages", "40", "--faults", "crash,network"];
+    let (code, markdown, stderr) = sim(&[&args[..], &["--out", out_dir]].concat());
+    assert_eq!(code, Some(0), "{markdown}\n{stderr}");
+    let csv = std::fs::read_to_string(out.path().join("durability.csv")).unwrap();
+    let table = twinmq_report::DurabilityTable::from_csv(&csv).unwrap();
+    assert_eq!(table.rows.len(), 6 * 2, "six configurations × two families:\n{csv}");
+    for row in &table.rows {
+        assert_eq!(row.seeds, 1, "{row:?}");
+        assert!(["crash", "network"].contains(&row.fault_family.as_str()), "{row:?}");
+        assert!(row.unavailability_ms.is_some(), "{row:?}");
+        assert!(row.acked_lost <= 40 && row.order_violations <= 40, "{row:?}");
+    }
+    let written = std::fs::read_to_string(out.path().join("durability.md")).unwrap();
+    assert_eq!(written.trim(), markdown.trim(), "stdout is the Markdown file");
+    for label in
+        ["kafka acks=1 RF=3", "rocketmq SYNC_MASTER SYNC_FLUSH", "unavailability (ms/seed)"]
+    {
+        assert!(markdown.contains(label), "{label} missing:\n{markdown}");
+    }
+    assert!(markdown.contains("seeds 3..4"), "the method names the seeds:\n{markdown}");
+}
+
+#[test]
 fn sim_refuses_an_unknown_model_or_preset_naming_the_choices() {
     let (code, _, stderr) = sim(&["--model", "pulsar"]);
     assert_eq!(code, Some(1));

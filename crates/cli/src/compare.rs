@@ -2,7 +2,7 @@
 //! `twinmq-report` crate's (and, for the durability table, the simulator's: [`durability`]);
 //! this file maps flags onto it, keeps the time budget and draws the progress bars.
 
-mod durability;
+pub(crate) mod durability;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         Some(table) => table,
         None => {
             let sweep = durability::Sweep::at(scale);
-            let budget_ms = i64::try_from(sweep.budget_secs * 1_000).unwrap_or(i64::MAX);
+            let budget_ms = sweep
+                .budget_secs
+                .map_or(i64::MAX, |secs| i64::try_from(secs * 1_000).unwrap_or(i64::MAX));
             let until_ms = deadline_ms.min(env.clock().now_ms().saturating_add(budget_ms));
             let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             let (table, sweep_failures) = durability::run(&env, sweep, jobs, until_ms, &bars)?;

@@ -1,6 +1,9 @@
 //! `twinmq sim`: one deterministic simulation of either model (`--seed N`), or a sweep over a
 //! range of seeds (`--seeds A..B --jobs J`) with a progress bar, a summary, and for every
-//! failing seed the one command that replays it. The engine is the `twinmq-sim` crate.
+//! failing seed the one command that replays it; `twinmq sim compare` makes the durability
+//! table ([`compare`]). The engine is the `twinmq-sim` crate.
+
+mod compare;
 
 use std::io::IsTerminal;
 use std::ops::Range;
@@ -8,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use twinmq_sim::harness::SimOutcome;
 use twinmq_sim::nemesis::FaultFamily;
@@ -20,7 +23,11 @@ const VIOLATIONS_SHOWN: usize = 10;
 
 /// `twinmq sim`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    /// A sweep of its own instead of one model's run.
+    #[command(subcommand)]
+    command: Option<SimCommand>,
     /// The model: kafka or rocketmq.
     #[arg(long, default_value = "kafka")]
     model: String,
@@ -52,6 +59,15 @@ pub struct SimArgs {
     list_presets: bool,
 }
 
+/// What `twinmq sim` does besides running one model.
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Every durability configuration under every fault family over a range of seeds: the
+    /// table of lost, duplicated and reordered messages, unavailability and time to recover,
+    /// as Markdown and CSV.
+    Compare(compare::SimCompareArgs),
+}
+
 impl SimArgs {
     fn scenario(&self, model: Model, seed: u64) -> anyhow::Result<Scenario> {
         let mut scenario =
@@ -81,6 +97,9 @@ impl SimArgs {
 
 /// Runs `twinmq sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    if let Some(SimCommand::Compare(compare)) = args.command {
+        return compare::run(compare);
+    }
     if args.list_presets {
         for model in [Model::Kafka, Model::Rocketmq] {
             for (name, what) in model.presets() {

@@ -19,6 +19,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::document::{Document, Table};
+use crate::headline::thousands;
+
 /// The CSV's header line.
 pub const CSV_HEADER: &str = "configuration,fault_family,seeds,seeds_with_loss,acked_lost,\
 duplicates,order_violations,unavailability_ms,time_to_recover_ms";
@@ -54,9 +57,11 @@ pub struct DurabilityRow {
     pub duplicates: u64,
     /// Per-key order violations, over all seeds.
     pub order_violations: u64,
-    /// Longest time no send was acknowledged, milliseconds of simulated time.
+    /// Mean per seed of the simulated milliseconds the cluster took no writes (stretches of a
+    /// second or more without an acknowledgement, while the faults were acting).
     pub unavailability_ms: Option<u64>,
-    /// Longest time from the last fault healed to the first acknowledged send.
+    /// Mean per seed of the simulated milliseconds from the heal of every fault until the last
+    /// acknowledged message to arrive had arrived.
     pub time_to_recover_ms: Option<u64>,
 }
 
@@ -90,6 +95,47 @@ impl DurabilityTable {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { rows, method: None })
+    }
+
+    /// The table for a page, its units in the headers; n/a where not measured.
+    pub fn rendered(&self) -> Table {
+        let mut rendered = Table::new([
+            "configuration",
+            "fault family",
+            "seeds",
+            "seeds with loss",
+            "acked lost",
+            "duplicates",
+            "order violations",
+            "unavailability (ms/seed)",
+            "time to recover (ms/seed)",
+        ]);
+        let optional =
+            |value: Option<u64>| value.map_or_else(|| "n/a".to_owned(), |v| thousands(v as f64));
+        for row in &self.rows {
+            rendered.row([
+                row.configuration.clone(),
+                row.fault_family.clone(),
+                row.seeds.to_string(),
+                row.seeds_with_loss.to_string(),
+                row.acked_lost.to_string(),
+                row.duplicates.to_string(),
+                row.order_violations.to_string(),
+                optional(row.unavailability_ms),
+                optional(row.time_to_recover_ms),
+            ]);
+        }
+        rendered
+    }
+
+    /// The table alone as a Markdown page titled `title`, with how it was made.
+    pub fn to_markdown(&self, title: &str) -> String {
+        let mut page = Document::new(title);
+        if let Some(method) = &self.method {
+            page.paragraph(method);
+        }
+        page.table(self.rendered());
+        crate::markdown::render(&page)
     }
 
     /// The table as the CSV format above.

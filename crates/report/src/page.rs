@@ -231,33 +231,7 @@ fn durability(page: &mut Document, results: &Results) {
     if let Some(method) = &table.method {
         page.paragraph(method);
     }
-    let mut rendered = Table::new([
-        "configuration",
-        "fault family",
-        "seeds",
-        "seeds with loss",
-        "acked lost",
-        "duplicates",
-        "order violations",
-        "unavailability (ms)",
-        "time to recover (ms)",
-    ]);
-    let optional =
-        |value: Option<u64>| value.map_or_else(|| "n/a".to_owned(), |v| thousands(v as f64));
-    for row in &table.rows {
-        rendered.row([
-            row.configuration.clone(),
-            row.fault_family.clone(),
-            row.seeds.to_string(),
-            row.seeds_with_loss.to_string(),
-            row.acked_lost.to_string(),
-            row.duplicates.to_string(),
-            row.order_violations.to_string(),
-            optional(row.unavailability_ms),
-            optional(row.time_to_recover_ms),
-        ]);
-    }
-    page.table(rendered);
+    page.table(table.rendered());
 }
 
 fn failures(page: &mut Document, results: &Results) {

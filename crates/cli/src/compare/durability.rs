@@ -1,17 +1,19 @@
 //! The durability section of `twinmq compare` when no table is given: the simulator's six
 //! configurations (`twinmq_sim::durability`) under each of its fault families, swept over a few
 //! seeds each, more at the full scale, until the seeds are done or the time allowed is up, and
-//! tallied into the report's [`DurabilityTable`], one row per configuration and family. The
-//! simulator measures neither unavailability nor time to recover yet, so those columns stay
-//! empty (the report shows n/a).
+//! tallied into the report's [`DurabilityTable`], one row per configuration and family
+//! (`twinmq sim compare` makes the same table over the seeds it is given).
 
+use std::ops::Range;
 use std::sync::Mutex;
 
 use twinmq_report::durability::{DurabilityRow, DurabilityTable};
 use twinmq_report::results::Failure;
 use twinmq_report::{Progress, Scale};
 use twinmq_runtime::Env;
-use twinmq_sim::durability::{CONFIGURATIONS, ConfigurationResult, RunDone, sweep_configurations};
+use twinmq_sim::durability::{
+    CONFIGURATIONS, ConfigurationResult, RunDone, Tally, sweep_configurations,
+};
 use twinmq_sim::nemesis::FaultFamily;
 
 /// Messages a seed's workload sends: the presets' own number, long enough (tens of simulated
@@ -21,24 +23,38 @@ const MESSAGES: u64 = 400;
 const SMOKE_MESSAGES: u64 = 100;
 
 /// How much of the simulator a run sweeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sweep {
-    /// Seeds per configuration and fault family, from seed 0.
-    pub seeds: u64,
+    /// Seeds of each configuration and fault family.
+    pub seeds: Range<u64>,
+    /// The fault families, each a column group of the table.
+    pub families: Vec<FaultFamily>,
     /// Messages each seed's workload sends.
     pub messages: u64,
-    /// The most wall time the sweep may take, in seconds; no seed starts after it.
-    pub budget_secs: u64,
+    /// The most wall time the sweep may take, in seconds, if it is bounded; no seed starts
+    /// after it.
+    pub budget_secs: Option<u64>,
 }
 
 impl Sweep {
     /// The sweep of a run at `scale`.
     pub fn at(scale: Scale) -> Self {
         match scale {
-            Scale::Full => Self { seeds: 16, messages: MESSAGES, budget_secs: 150 },
-            Scale::Quick => Self { seeds: 2, messages: MESSAGES, budget_secs: 30 },
-            Scale::Smoke => Self { seeds: 1, messages: SMOKE_MESSAGES, budget_secs: 30 },
+            Scale::Full => Self::new(0..16, MESSAGES, Some(150)),
+            Scale::Quick => Self::new(0..2, MESSAGES, Some(30)),
+            Scale::Smoke => Self::new(0..1, SMOKE_MESSAGES, Some(30)),
         }
+    }
+
+    /// `seeds` of every fault family, `messages` a seed, within `budget_secs` if given.
+    pub fn new(seeds: Range<u64>, messages: u64, budget_secs: Option<u64>) -> Self {
+        Self { seeds, families: FaultFamily::ALL.to_vec(), messages, budget_secs }
+    }
+}
+
+impl Sweep {
+    fn runs(&self) -> u64 {
+        (self.seeds.end - self.seeds.start) * (CONFIGURATIONS.len() * self.families.len()) as u64
     }
 }
 
@@ -51,14 +67,13 @@ pub fn run(
     deadline_ms: i64,
     progress: &dyn Progress,
 ) -> anyhow::Result<(DurabilityTable, Vec<Failure>)> {
-    let runs = sweep.seeds * (CONFIGURATIONS.len() * FaultFamily::ALL.len()) as u64;
-    progress.phase("durability (simulator)", runs);
+    progress.phase("durability (simulator)", sweep.runs());
     // Two threads finish at once: one step's label and outcome are shown together.
     let shown = Mutex::new(());
     let results = sweep_configurations(
         &CONFIGURATIONS,
-        &FaultFamily::ALL,
-        0..sweep.seeds,
+        &sweep.families,
+        sweep.seeds.clone(),
         sweep.messages,
         jobs,
         || env.clock().now_ms() < deadline_ms,
@@ -79,11 +94,11 @@ pub fn run(
         },
     )
     .map_err(anyhow::Error::msg)?;
-    Ok((table(&results, sweep), failures(&results, sweep)))
+    Ok((table(&results, &sweep), failures(&results, &sweep)))
 }
 
 /// The table: one row per configuration and family that has a verdict.
-fn table(results: &[ConfigurationResult], sweep: Sweep) -> DurabilityTable {
+pub fn table(results: &[ConfigurationResult], sweep: &Sweep) -> DurabilityTable {
     let rows = results
         .iter()
         .filter(|result| result.tally.seeds > 0)
@@ -95,49 +110,61 @@ fn table(results: &[ConfigurationResult], sweep: Sweep) -> DurabilityTable {
             acked_lost: result.tally.acked_lost,
             duplicates: result.tally.duplicates,
             order_violations: result.tally.order_violations,
-            unavailability_ms: None,
-            time_to_recover_ms: None,
+            unavailability_ms: result.tally.mean_unavailable_ms(),
+            time_to_recover_ms: result.tally.mean_recovery_ms(),
         })
         .collect();
     DurabilityTable { rows, method: Some(method(results, sweep)) }
 }
 
 /// How the table was made, in words, with what the columns leave out.
-fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
+fn method(results: &[ConfigurationResult], sweep: &Sweep) -> String {
     let presets: Vec<String> = CONFIGURATIONS
         .iter()
         .map(|configuration| {
             format!("{} = `{} {}`", configuration.label, configuration.model, configuration.preset)
         })
         .collect();
+    let budget = sweep.budget_secs.map_or_else(String::new, |secs| {
+        format!("; a sweep that runs out of its {secs} s stops early and lists what it missed under failures")
+    });
+    let families: Vec<&str> = sweep.families.iter().map(|f| f.name()).collect();
     let mut text = format!(
-        "Swept by this run: seeds 0..{} of each configuration under each fault family (end \
-         excluded, as `twinmq sim --seeds` takes them; a sweep that runs out of its {} s stops \
-         early and lists what it missed under failures), {} messages a seed. The nemesis acts \
-         at random until every message is answered, then heals and the consumers drain: \
-         network partitions between any two hosts (network); power-offs and restarts of \
+        "Swept: seeds {}..{} of each configuration under each fault family ({}; seeds end \
+         excluded, as `twinmq sim --seeds` takes them{budget}), {} messages a seed. The \
+         nemesis acts at random until every message is answered, then heals and the consumers \
+         drain: network partitions between any two hosts (network); power-offs and restarts of \
          servers, writes torn at 512-byte blocks (crash); full and failing disks with \
          power-offs and torn writes (disk); partitions and power-offs together (mixed). \
          Configurations are the simulator's presets ({}); a seed replays with `twinmq sim \
-         --model M --preset P --faults F --seed N --messages {}`. The simulator does not \
-         measure unavailability or time to recover yet.",
-        sweep.seeds,
-        sweep.budget_secs,
+         --model M --preset P --faults F --seed N --messages {}`. Unavailability: simulated \
+         time, while the faults acted, in stretches of a second or more in which no send was \
+         acknowledged; time to recover: from the heal until the last acknowledged message to \
+         arrive had arrived; both are means per seed.",
+        sweep.seeds.start,
+        sweep.seeds.end,
+        families.join(", "),
         sweep.messages,
         presets.join("; "),
         sweep.messages
     );
-    let backwards: Vec<String> = results
-        .iter()
-        .filter(|r| r.tally.commits_backwards > 0)
-        .map(|r| format!("{}, {}: {}", r.configuration.label, r.family, r.tally.commits_backwards))
-        .collect();
-    if !backwards.is_empty() {
-        text.push_str(&format!(
-            " Consumer-group commits that moved backwards, which the table has no column for: \
-             {}.",
-            backwards.join("; ")
-        ));
+    type Count = fn(&Tally) -> u64;
+    let uncolumned: [(&str, Count); 2] = [
+        ("Consumer-group commits that moved backwards", |t| t.commits_backwards),
+        ("Broker-state invariants broken (see the simulator's checkers)", |t| t.invariants_broken),
+    ];
+    for (what, count) in uncolumned {
+        let cells: Vec<String> = results
+            .iter()
+            .filter(|r| count(&r.tally) > 0)
+            .map(|r| format!("{}, {}: {}", r.configuration.label, r.family, count(&r.tally)))
+            .collect();
+        if !cells.is_empty() {
+            text.push_str(&format!(
+                " {what}, which the table has no column for: {}.",
+                cells.join("; ")
+            ));
+        }
     }
     let failing: Vec<String> = results
         .iter()
@@ -156,7 +183,7 @@ fn method(results: &[ConfigurationResult], sweep: Sweep) -> String {
 }
 
 /// Seeds that stopped without a verdict, and configurations the time allowed only in part.
-fn failures(results: &[ConfigurationResult], sweep: Sweep) -> Vec<Failure> {
+pub fn failures(results: &[ConfigurationResult], sweep: &Sweep) -> Vec<Failure> {
     let mut failures = Vec::new();
     for result in results {
         let label = format!("{}, {} faults", result.configuration.label, result.family);

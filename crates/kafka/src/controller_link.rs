@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use twinmq_runtime::Env;
 
 use crate::client::ClientConnection;
+use crate::client::backoff::{RECONNECT_BACKOFF_MAX_MS, ReconnectBackoff};
 use crate::config::ControllerLocation;
 use crate::controller::MetadataImage;
 use crate::controller::metadata_log::{METADATA_TOPIC, decode};
@@ -31,6 +32,19 @@ pub async fn run<E: Env>(context: Arc<BrokerContext<E>>) {
             tokio::join!(heartbeat(&context, &addr), replicate_metadata(&context, &addr));
         }
     }
+}
+
+/// Reconnects to the controller back off from [`RECONNECT_MS`] to Kafka's
+/// `reconnect.backoff.max.ms`.
+fn reconnect_backoff() -> ReconnectBackoff {
+    ReconnectBackoff::new(
+        Duration::from_millis(RECONNECT_MS),
+        Duration::from_millis(RECONNECT_BACKOFF_MAX_MS),
+    )
+}
+
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn sleep_or_shutdown<E: Env>(context: &BrokerContext<E>, ms: u64) -> bool {
@@ -61,6 +75,7 @@ async fn heartbeat<E: Env>(context: &BrokerContext<E>, addr: &str) {
     let node_id = context.config.node_id;
     let client_id = format!("broker-{node_id}-heartbeat");
     let timeout = Duration::from_millis(context.config.controller_request_timeout_ms);
+    let mut backoff = reconnect_backoff();
     loop {
         if context.shutdown.is_triggered() {
             return;
@@ -68,10 +83,13 @@ async fn heartbeat<E: Env>(context: &BrokerContext<E>, addr: &str) {
         let net = context.env.net();
         let mut connection =
             match ClientConnection::connect_within(net, addr, &client_id, timeout).await {
-                Ok(connection) => connection,
+                Ok(connection) => {
+                    backoff.succeeded();
+                    connection
+                }
                 Err(error) => {
                     tracing::debug!(%error, "controller unreachable");
-                    if !sleep_or_shutdown(context, RECONNECT_MS).await {
+                    if !sleep_or_shutdown(context, millis(backoff.failed())).await {
                         return;
                     }
                     continue;
@@ -133,6 +151,7 @@ async fn replicate_metadata<E: Env>(context: &BrokerContext<E>, addr: &str) {
     let timeout = Duration::from_millis(wait_ms + context.config.controller_request_timeout_ms);
     let mut image = MetadataImage::default();
     let mut next_offset = 0u64;
+    let mut backoff = reconnect_backoff();
     loop {
         if context.shutdown.is_triggered() {
             return;
@@ -140,9 +159,12 @@ async fn replicate_metadata<E: Env>(context: &BrokerContext<E>, addr: &str) {
         let net = context.env.net();
         let mut connection =
             match ClientConnection::connect_within(net, addr, &client_id, timeout).await {
-                Ok(connection) => connection,
+                Ok(connection) => {
+                    backoff.succeeded();
+                    connection
+                }
                 Err(_) => {
-                    if !sleep_or_shutdown(context, RECONNECT_MS).await {
+                    if !sleep_or_shutdown(context, millis(backoff.failed())).await {
                         return;
                     }
                     continue;

@@ -48,16 +48,17 @@ fn open(dir: &std::path::Path, node: i32) -> Partition<RealFs> {
 /// One follower fetch round: fetch, truncate on divergence, append. Returns the new LEO.
 fn replicate(leader: &Partition<RealFs>, follower: &Partition<RealFs>, now_ms: i64) -> u64 {
     loop {
-        let (_, _, leo) = follower.role().unwrap();
+        let (_, epoch, leo) = follower.role().unwrap();
+        let fetched_in = (leader.node_id, epoch);
         let last_epoch = follower.last_epoch().unwrap();
         let FollowerFetch { diverging, fetched, .. } =
             leader.fetch_for_follower(follower.node_id, leo, last_epoch, 1 << 20, now_ms).unwrap();
-        if let Some((_, end_offset)) = diverging {
-            follower.truncate_to(end_offset.min(leo)).unwrap();
+        if let Some((diverged_epoch, end_offset)) = diverging {
+            follower.truncate_diverged(diverged_epoch, end_offset, fetched_in).unwrap();
             continue;
         }
         let records: Vec<u8> = fetched.batches.iter().flat_map(|b| b.iter().copied()).collect();
-        return follower.append_as_follower(&records, fetched.high_watermark).unwrap();
+        return follower.append_as_follower(&records, fetched.high_watermark, fetched_in).unwrap();
     }
 }
 
@@ -119,8 +120,30 @@ fn a_follower_cannot_append_out_of_place_and_a_non_leader_refuses_produce() {
     let fetched = one.fetch_for_follower(2, 1, Some(0), 1 << 20, 0).unwrap();
     assert!(fetched.diverging.is_none());
     let records: Vec<u8> = fetched.fetched.batches.iter().flat_map(|b| b.iter().copied()).collect();
-    assert!(two.append_as_follower(&records, 0).is_err(), "offset 1 cannot follow an empty log");
+    assert!(
+        two.append_as_follower(&records, 0, (1, 0)).is_err(),
+        "offset 1 cannot follow an empty log"
+    );
     assert_eq!(two.role().unwrap().2, 0);
+}
+
+#[test]
+fn a_fetch_answer_from_before_a_leadership_change_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (open(dir.path(), 1), open(dir.path(), 2));
+    one.become_leader(0, &[1, 2], &[1, 2], 0).unwrap();
+    one.append_as_leader(&batch("a", 1), u64::MAX).unwrap();
+    two.become_follower(0, 1).unwrap();
+    let fetched = one.fetch_for_follower(2, 0, None, 1 << 20, 0).unwrap();
+    let records: Vec<u8> = fetched.fetched.batches.iter().flat_map(|b| b.iter().copied()).collect();
+    // The answer was fetched in epoch 0; meanwhile two became leader of epoch 1.
+    two.become_leader(1, &[1, 2], &[2], 0).unwrap();
+    assert_eq!(two.append_as_follower(&records, 1, (1, 0)).unwrap(), 0, "not appended");
+    assert_eq!(two.truncate_diverged(0, 0, (1, 0)).unwrap(), 0, "nothing to cut, nothing cut");
+    // Following again, in epoch 2: an answer of epoch 0 is still stale, one of epoch 2 is not.
+    two.become_follower(2, 1).unwrap();
+    assert_eq!(two.append_as_follower(&records, 1, (1, 0)).unwrap(), 0);
+    assert_eq!(two.append_as_follower(&records, 1, (1, 2)).unwrap(), 1);
 }
 
 #[tokio::test]

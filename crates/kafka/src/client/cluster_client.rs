@@ -1,5 +1,6 @@
 //! ClusterClient — what every client of a Kafka cluster needs: bootstrap, a metadata cache
-//! (brokers, partitions and their leaders), and one connection per broker.
+//! (brokers, partitions and their leaders), one connection per broker, and a reconnect backoff
+//! per address.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::sync::Mutex;
 use twinmq_runtime::Net;
 
+use super::backoff::ReconnectBackoff;
 use super::connection::{ClientConnection, ClientError, REQUEST_TIMEOUT_MS};
 
 /// Metadata version the client speaks.
@@ -39,6 +41,7 @@ pub struct ClusterClient<N: Net> {
     request_timeout: Duration,
     cache: std::sync::Mutex<Cache>,
     connections: Mutex<BTreeMap<i32, Arc<Mutex<ClientConnection<N>>>>>,
+    reconnects: std::sync::Mutex<BTreeMap<String, ReconnectBackoff>>,
 }
 
 impl<N: Net> std::fmt::Debug for ClusterClient<N> {
@@ -62,6 +65,7 @@ impl<N: Net> ClusterClient<N> {
             request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS),
             cache: std::sync::Mutex::new(Cache::default()),
             connections: Mutex::new(BTreeMap::new()),
+            reconnects: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -86,11 +90,17 @@ impl<N: Net> ClusterClient<N> {
             ))
             .with_allow_auto_topic_creation(true);
         let mut last_error = ClientError::Closed;
-        let known: Vec<String> = {
-            let cache = self.lock();
-            cache.brokers.values().cloned().collect()
-        };
-        for addr in known.iter().chain(&self.bootstrap) {
+        let known: Vec<i32> = self.lock().brokers.keys().copied().collect();
+        for node_id in known {
+            match self.send_to(node_id, METADATA_VERSION, &request).await {
+                Ok(response) => {
+                    self.apply(response);
+                    return Ok(());
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        for addr in &self.bootstrap {
             let answer = async {
                 let mut connection = self.connect(addr).await?;
                 connection.send(METADATA_VERSION, &request).await
@@ -212,9 +222,29 @@ impl<N: Net> ClusterClient<N> {
         Ok(connection)
     }
 
+    /// Connects to `addr` once its reconnect backoff allows.
     async fn connect(&self, addr: &str) -> Result<ClientConnection<N>, ClientError> {
-        ClientConnection::connect_within(&self.net, addr, &self.client_id, self.request_timeout)
-            .await
+        let backoff = self.reconnects().get(addr).cloned();
+        if let Some(backoff) = backoff {
+            backoff.ready().await;
+        }
+        let connected = ClientConnection::connect_within(
+            &self.net,
+            addr,
+            &self.client_id,
+            self.request_timeout,
+        )
+        .await;
+        let mut reconnects = self.reconnects();
+        match &connected {
+            Ok(_) => drop(reconnects.remove(addr)),
+            Err(_) => drop(reconnects.entry(addr.to_owned()).or_default().failed()),
+        }
+        connected
+    }
+
+    fn reconnects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ReconnectBackoff>> {
+        self.reconnects.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Any known broker (for requests that may go anywhere).

@@ -3,6 +3,7 @@
 //! leaders, and by the producer and consumer built on it).
 
 pub mod assignor;
+pub mod backoff;
 pub mod cluster_client;
 pub mod connection;
 pub mod consumer;
@@ -10,6 +11,7 @@ mod consumer_protocol;
 pub mod partitioner;
 pub mod producer;
 
+pub use backoff::ReconnectBackoff;
 pub use cluster_client::{ClusterClient, PartitionInfo};
 pub use connection::{ClientConnection, ClientError};
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig};

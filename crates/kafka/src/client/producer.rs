@@ -229,6 +229,9 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
             let inner = Arc::clone(&inner);
             tasks.spawn(async move {
                 let result = send_batch(&inner, &topic, partition, encoded).await;
+                if let (Err(_), Some(used)) = (&result, ids) {
+                    forget_producer_id(&inner, used).await;
+                }
                 let n = batch.waiters.len();
                 for (i, waiter) in batch.waiters.into_iter().enumerate() {
                     let answer = match &result {
@@ -278,6 +281,19 @@ async fn producer_id<N: Net>(inner: &Inner<N>) -> Option<(i64, i16)> {
         }
     }
     *id
+}
+
+/// A batch of an idempotent producer failed for good: whether the broker appended it is
+/// unknown, and so is the sequence its partition expects next — every later batch would be
+/// refused as out of order. As Kafka's producer does then, the next batch starts afresh under
+/// a new producer id, its sequences from 0 (once per failed id: batches that fail together
+/// reset it once).
+async fn forget_producer_id<N: Net>(inner: &Inner<N>, used: (i64, i16)) {
+    let mut id = inner.producer_id.lock().await;
+    if *id == Some(used) {
+        *id = None;
+        lock(&inner.sequences).clear();
+    }
 }
 
 fn encode(

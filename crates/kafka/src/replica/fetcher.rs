@@ -15,6 +15,7 @@ use twinmq_runtime::Env;
 
 use super::{Partition, Role, partition_name};
 use crate::client::ClientConnection;
+use crate::client::backoff::{RECONNECT_BACKOFF_MAX_MS, ReconnectBackoff};
 use crate::server::BrokerContext;
 
 /// How often the set of leaders to fetch from is revised.
@@ -74,6 +75,10 @@ fn followed<E: Env>(context: &BrokerContext<E>, leader: i32) -> Vec<Arc<Partitio
 async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
     let node_id = context.config.node_id;
     let client_id = format!("replica-fetcher-{node_id}-{leader}");
+    let mut backoff = ReconnectBackoff::new(
+        Duration::from_millis(RECONNECT_MS),
+        Duration::from_millis(RECONNECT_BACKOFF_MAX_MS),
+    );
     loop {
         if context.shutdown.is_triggered() || followed(&context, leader).is_empty() {
             return;
@@ -93,9 +98,10 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
             None => None,
         };
         let Some(mut connection) = connection else {
-            tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
+            tokio::time::sleep(backoff.failed()).await;
             continue;
         };
+        backoff.succeeded();
         loop {
             let partitions = followed(&context, leader);
             if partitions.is_empty() || context.shutdown.is_triggered() {
@@ -112,7 +118,8 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
                     // A follower reports an offset as fetched only once it is as durable as the
                     // flush policy promises (Kafka's flush.messages applies to followers too);
                     // each append already asked its partition's flusher, so they sync at once.
-                    for (partition, leo) in apply(&context, &partitions, response) {
+                    for (partition, leo) in apply(&context, leader, &request, &partitions, response)
+                    {
                         tokio::select! {
                             biased;
                             () = context.shutdown.wait() => return,
@@ -130,6 +137,17 @@ async fn fetch_from<E: Env>(context: Arc<BrokerContext<E>>, leader: i32) {
         }
         tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
     }
+}
+
+/// The leader epoch `request` fetched `topic`-`index` in (-1 when it did not fetch it).
+fn epoch_of(request: &FetchRequest, topic: &str, index: i32) -> i32 {
+    request
+        .topics
+        .iter()
+        .filter(|t| t.topic.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition == index)
+        .map_or(-1, |p| p.current_leader_epoch)
 }
 
 fn fetch_request<E: Env>(
@@ -169,6 +187,8 @@ fn fetch_request<E: Env>(
 /// Applies a fetch response; returns the partitions that appended, with their new log end.
 fn apply<E: Env>(
     context: &BrokerContext<E>,
+    leader: i32,
+    request: &FetchRequest,
     partitions: &[Arc<Partition<E::Fs>>],
     response: FetchResponse,
 ) -> Vec<(Arc<Partition<E::Fs>>, u64)> {
@@ -185,14 +205,15 @@ fn apply<E: Env>(
                 tracing::debug!(topic = %topic.topic.0, partition = data.partition_index, code = data.error_code, "replica fetch error");
                 continue;
             }
+            let fetched_in = (leader, epoch_of(request, &topic.topic.0, data.partition_index));
             let outcome = if data.diverging_epoch.end_offset >= 0 {
-                let leo = partition.role().map(|(_, _, leo)| leo).unwrap_or(0);
-                let end = u64::try_from(data.diverging_epoch.end_offset).unwrap_or(0).min(leo);
-                partition.truncate_to(end).map(|()| end)
+                let diverging = &data.diverging_epoch;
+                let leader_end = u64::try_from(diverging.end_offset).unwrap_or(0);
+                partition.truncate_diverged(diverging.epoch, leader_end, fetched_in)
             } else {
                 let high_watermark = u64::try_from(data.high_watermark.max(0)).unwrap_or(0);
                 let records = data.records.as_deref().unwrap_or_default();
-                let outcome = partition.append_as_follower(records, high_watermark);
+                let outcome = partition.append_as_follower(records, high_watermark, fetched_in);
                 if let Ok(leo) = outcome
                     && !records.is_empty()
                 {

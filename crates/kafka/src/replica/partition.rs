@@ -13,10 +13,12 @@ use twinmq_storage::{
 };
 
 use crate::error::KafkaError;
-use crate::record_batch::{self, BatchHeader};
+use crate::record_batch;
 use crate::replica::leader_epoch::LeaderEpochCache;
 use crate::replica::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::replica::replication::{IsrProposal, Role};
+
+mod follower;
 
 /// A partition's name, as Kafka prints it: `topic-index`.
 pub fn partition_name(topic: &str, index: i32) -> String {
@@ -407,61 +409,6 @@ impl<F: Fs> Partition<F> {
         Ok(answer)
     }
 
-    /// Appends batches replicated from the leader, offsets as the leader assigned them, and
-    /// takes the leader's high watermark (never beyond this log's end).
-    pub fn append_as_follower(
-        &self,
-        records: &[u8],
-        leader_high_watermark: u64,
-    ) -> Result<u64, KafkaError> {
-        let mut state = self.lock()?;
-        let state = &mut *state;
-        if !records.is_empty() {
-            let headers = record_batch::validate(records)?;
-            let mut position = 0;
-            for header in &headers {
-                let batch = &records[position..position + header.size];
-                position += header.size;
-                let offset = state.log.log_end_offset();
-                let base = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
-                if base.saturating_add(u64::from(header.offset_count())) <= offset {
-                    continue;
-                }
-                if base != offset {
-                    return Err(KafkaError::CorruptBatch(format!(
-                        "replicated batch at {base}, log ends at {offset}"
-                    )));
-                }
-                state.epochs.assign(header.partition_leader_epoch, base)?;
-                let key =
-                    if self.compacted { record_batch::single_record_key(batch) } else { None };
-                let entry = NewEntry {
-                    record_count: header.offset_count(),
-                    timestamp_ms: header.max_timestamp,
-                    key,
-                    payload: batch,
-                };
-                state.log.append(entry)?;
-                state.producers.record(header, base);
-            }
-        }
-        let leo = state.log.log_end_offset();
-        state.high_watermark = state.high_watermark.max(leader_high_watermark.min(leo));
-        if state.sync_flush && !records.is_empty() {
-            self.flush_signal.request();
-        }
-        Ok(leo)
-    }
-
-    /// Truncates this replica's log at `offset` (divergence from the leader).
-    pub fn truncate_to(&self, offset: u64) -> Result<(), KafkaError> {
-        let mut state = self.lock()?;
-        state.truncate_to(offset)?;
-        let partition = partition_name(&self.topic, self.index);
-        tracing::info!(%partition, offset, "truncated to the leader's history");
-        Ok(())
-    }
-
     /// An ISR shrink the leader should ask for when followers lag.
     pub fn lagging(&self, now_ms: i64, lag_max_ms: i64) -> Result<Option<IsrProposal>, KafkaError> {
         Ok(self.lock()?.role.lagging(self.node_id, now_ms, lag_max_ms))
@@ -591,9 +538,4 @@ impl<F: Fs> Partition<F> {
     pub fn flush(&self) -> Result<(), KafkaError> {
         Ok(self.lock()?.log.flush()?)
     }
-}
-
-/// The batch headers of a record set read back (tests, dump).
-pub fn headers_of(batches: &[Bytes]) -> Vec<BatchHeader> {
-    batches.iter().filter_map(|b| record_batch::read_header(b).ok()).collect()
 }

@@ -36,7 +36,12 @@ const EXEMPTIONS: &[(&str, &str, &str)] = &[
         "Instant::now",
         "the load generator measures time (tokio::time: virtual in the simulator)",
     ),
-    ("crates/cli/src/sim.rs", "Instant::now", "a sweep reports its wall time (seeds per second)"),
+    ("crates/cli/src/sim", "Instant::now", "a sweep reports its wall time (seeds per second)"),
+    (
+        "crates/kafka/src/client/backoff.rs",
+        "Instant::now",
+        "tokio::time::Instant: virtual in the simulator",
+    ),
     ("tests/", "std::fs", "end-to-end tests prepare real directories"),
     ("tests/", "Instant::now", "end-to-end tests bound real processes"),
     ("crates/storage/tests/", "std::fs", "crash tests damage real files by hand"),

@@ -15,8 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use twinmq_loadgen::LiveCounts;
 use twinmq_report::Progress;
 use twinmq_report::durability::CSV_FILE;
-use twinmq_runtime::RealEnv;
+use twinmq_runtime::{Fs, RealEnv, RealFs};
 use twinmq_sim::nemesis::FaultFamily;
+use twinmq_storage::atomic_file::write_atomically;
 
 use crate::compare::durability::{self, Sweep};
 
@@ -57,11 +58,12 @@ pub fn run(args: SimCompareArgs) -> anyhow::Result<ExitCode> {
     for failure in &failures {
         println!("not run to a verdict: {}: {}", failure.what, failure.error);
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let fs = RealFs;
+    fs.create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     for (name, text) in [(MARKDOWN_FILE, markdown), (CSV_FILE, table.to_csv())] {
         let path = args.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_atomically(&fs, &path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
         "wrote {} and {} in {:.0} s",

@@ -50,9 +50,8 @@ impl Sweep {
     pub fn new(seeds: Range<u64>, messages: u64, budget_secs: Option<u64>) -> Self {
         Self { seeds, families: FaultFamily::ALL.to_vec(), messages, budget_secs }
     }
-}
 
-impl Sweep {
+    /// Simulations the sweep plans: every seed of every configuration under every family.
     fn runs(&self) -> u64 {
         (self.seeds.end - self.seeds.start) * (CONFIGURATIONS.len() * self.families.len()) as u64
     }

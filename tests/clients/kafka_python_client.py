@@ -105,7 +105,12 @@ def consume(args):
 
 
 class Member(threading.Thread):
-    """A group member polling in its own thread, as an application would run it."""
+    """A group member polling in its own thread, as an application would run it.
+
+    Only this thread touches its consumer (kafka-python's consumer is not thread-safe); the test
+    reads what it publishes after every poll and asks it to stop through `stop`. Nothing here
+    holds a lock across a poll, so the test's own thread is never starved of one.
+    """
 
     def __init__(self, args):
         super().__init__(daemon=True)
@@ -119,40 +124,35 @@ class Member(threading.Thread):
             heartbeat_interval_ms=500,
             max_poll_records=50,
         )
-        self.lock = threading.Lock()
-        self.running = True
+        self.assigned = []
         self.consumed = 0
         self.limit = 0
+        self.stop_request = None
+        self.positions = None
         self.start()
 
     def run(self):
-        while self.running:
-            with self.lock:
-                if not self.running:
-                    break
-                if self.consumed >= self.limit:
-                    # Join and heartbeat, but take no more records: pause what is assigned.
-                    self.consumer.pause(*self.consumer.assignment())
-                else:
-                    self.consumer.resume(*self.consumer.paused())
-                for batch in self.consumer.poll(timeout_ms=100).values():
-                    self.consumed += len(batch)
-
-    def assigned(self):
-        with self.lock:
-            return sorted(tp.partition for tp in self.consumer.assignment())
+        while self.stop_request is None:
+            if self.consumed >= self.limit:
+                # Join and heartbeat, but take no more records: pause what is assigned.
+                self.consumer.pause(*self.consumer.assignment())
+            else:
+                self.consumer.resume(*self.consumer.paused())
+            for batch in self.consumer.poll(timeout_ms=100).values():
+                self.consumed += len(batch)
+            self.assigned = sorted(tp.partition for tp in self.consumer.assignment())
+        positions = {tp.partition: self.consumer.position(tp) for tp in self.consumer.assignment()}
+        if self.stop_request["commit"]:
+            self.consumer.commit()
+        self.consumer.close()
+        self.positions = positions
 
     def stop(self, commit=False):
-        with self.lock:
-            self.running = False
-            positions = {
-                tp.partition: self.consumer.position(tp) for tp in self.consumer.assignment()
-            }
-            if commit:
-                self.consumer.commit()
-            self.consumer.close()
+        """Stops polling (committing the positions first if asked), leaves the group, and
+        returns the positions it stopped at."""
+        self.stop_request = {"commit": commit}
         self.join()
-        return positions
+        return self.positions
 
 
 def wait_for(done, seconds=60):
@@ -165,22 +165,37 @@ def wait_for(done, seconds=60):
 
 
 def group(args):
+    """Two members split six partitions, one leaves and the other takes all, the other commits
+    and leaves, a third resumes at the commit. Each step's outcome and time go into the
+    answer; it stops at the first step that fails, so the test says which one."""
     out = {}
+    began = time.time()
+
+    def step(name, ok):
+        out[name] = ok
+        out[name + "_at_s"] = round(time.time() - began, 1)
+        return ok
+
     every = list(range(6))
     first, second = Member(args), Member(args)
-    out["split"] = wait_for(
-        lambda: first.assigned()
-        and second.assigned()
-        and sorted(first.assigned() + second.assigned()) == every
+    split = wait_for(
+        lambda: first.assigned and second.assigned and sorted(first.assigned + second.assigned) == every
     )
-    out["first"], out["second"] = first.assigned(), second.assigned()
+    out["first"], out["second"] = first.assigned, second.assigned
+    if not step("split", split):
+        return out
     second.stop()
-    out["taken_over"] = wait_for(lambda: first.assigned() == every)
+    if not step("taken_over", wait_for(lambda: first.assigned == every)):
+        out["first_after_leave"] = first.assigned
+        return out
     # Consume some records, commit exactly where the consumer is, leave.
     first.limit = 300
-    wait_for(lambda: first.consumed >= first.limit)
+    step("consumed", wait_for(lambda: first.consumed >= first.limit))
     committed = first.stop(commit=True)
     out["consumed_before_commit"] = first.consumed
+    if not step("committed_all", sorted(committed) == every):
+        out["committed_partitions"] = sorted(committed)
+        return out
     # A new member resumes exactly at the committed offsets: the first record of each partition.
     probe = KafkaConsumer(bootstrap_servers=args.bootstrap)
     ends = probe.end_offsets([TopicPartition(args.topic, p) for p in every])
@@ -200,7 +215,7 @@ def group(args):
             if batch:
                 firsts.setdefault(tp.partition, batch[0].offset)
     third.close()
-    out["resumed_at_commit"] = all(firsts[p] == committed[p] for p in firsts)
+    step("resumed_at_commit", all(firsts[p] == committed[p] for p in firsts))
     out["resumed_partitions"] = len(firsts)
     out["partitions_with_records_left"] = len(waiting_for)
     return out

@@ -140,3 +140,51 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
     shutdown.trigger();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_queued_faster_than_batches_drain_never_make_a_batch_past_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = RealEnv::new();
+    let mut config =
+        BrokerConfig::single_node(1, "127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
+    config.num_partitions = 1;
+    // The broker refuses any batch over 8 KiB; the producer's batches are 4 KiB.
+    config.message_bytes_max = 8 * 1024;
+    let broker = Broker::bind(env.clone(), config).await.unwrap();
+    let bootstrap = broker.local_addr().to_string();
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(broker.run(shutdown.clone()));
+
+    let settings = ProducerConfig { batch_bytes: 4 * 1024, linger_ms: 50, ..Default::default() };
+    let producer = Producer::new(*env.net(), env.clock().clone(), &bootstrap, "flood", settings);
+    // 3,000 records of 100 B queued at once: 300 KB, far more than one batch may hold.
+    let mut answers = Vec::new();
+    for i in 0..3_000u32 {
+        let value = Bytes::from(format!("{i:0>100}"));
+        answers.push(producer.send("flood", None, Some(value)).await.unwrap());
+    }
+    producer.flush().await;
+    let mut offsets = Vec::new();
+    for answer in answers {
+        offsets.push(answer.await.unwrap().expect("every record acknowledged").offset);
+    }
+    assert_eq!(offsets, (0..3_000).collect::<Vec<i64>>(), "appended once each, in send order");
+
+    let mut reader =
+        Consumer::new(*env.net(), env.clock().clone(), &bootstrap, "r", ConsumerConfig::default());
+    reader.assign(&[("flood", 0)]);
+    let mut values = Vec::new();
+    for _ in 0..500 {
+        if values.len() >= 3_000 {
+            break;
+        }
+        for record in reader.poll().await.unwrap() {
+            values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    let expected: Vec<String> = (0..3_000u32).map(|i| format!("{i:0>100}")).collect();
+    assert_eq!(values, expected);
+
+    shutdown.trigger();
+    server.await.unwrap().unwrap();
+}

@@ -110,9 +110,10 @@ pub async fn sync_group<E: Env>(
     let (waiter, answer) = oneshot::channel();
     let member_id = request.member_id.to_string();
     let generation = request.generation_id;
+    let now_ms = context.groups.now_ms();
     let queued = context.with_group(&request.group_id, |g| {
         let protocol = (g.protocol_type.clone(), g.protocol_name.clone());
-        g.sync(&member_id, generation, assignments, waiter);
+        g.sync(&member_id, generation, assignments, waiter, now_ms);
         protocol
     });
     let (protocol_type, protocol_name) = match queued {

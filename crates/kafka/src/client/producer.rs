@@ -1,12 +1,15 @@
 //! Producer — twinmq's own Kafka producer: records collect per partition until a batch is full
 //! or `linger_ms` passes, batches go to their leaders as RecordBatch v2, retriable errors are
 //! retried with the same bytes (same producer id, epoch and sequence, so an idempotent broker
-//! appends a retried batch once), one batch per partition in flight, so order holds.
+//! appends a retried batch once), one batch per partition in flight, so order holds. A batch
+//! never grows past `batch_bytes` (a record larger than that goes alone): records sent while a
+//! partition's batch is in flight queue up in further batches behind it, as Kafka's
+//! accumulator keeps a deque of batches per partition.
 //!
 //! With acks=0 a batch is written and forgotten: its records resolve with offset -1 once sent
 //! (the broker never answers). Records are sent uncompressed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -84,7 +87,8 @@ struct Inner<N: Net> {
     client: ClusterClient<N>,
     config: ProducerConfig,
     clock: Clock,
-    pending: std::sync::Mutex<BTreeMap<(String, i32), Pending>>,
+    /// Per partition, the batches waiting to be sent, oldest first.
+    pending: std::sync::Mutex<BTreeMap<(String, i32), VecDeque<Pending>>>,
     sequences: std::sync::Mutex<BTreeMap<(String, i32), i32>>,
     producer_id: tokio::sync::Mutex<Option<(i64, i16)>>,
     wake: Notify,
@@ -164,17 +168,23 @@ impl<N: Net> Producer<N> {
         };
         let (waiter, answer) = oneshot::channel();
         let size = key.as_ref().map_or(0, Bytes::len) + value.as_ref().map_or(0, Bytes::len) + 16;
-        let full =
-            {
-                let mut pending = lock(&self.inner.pending);
-                let batch = pending.entry((topic.to_owned(), partition)).or_insert_with(|| {
-                    Pending { records: Vec::new(), bytes: 0, waiters: Vec::new() }
-                });
-                batch.records.push((key, value, self.inner.clock.now_ms()));
-                batch.bytes += size;
-                batch.waiters.push(waiter);
-                batch.bytes >= self.inner.config.batch_bytes
-            };
+        let full = {
+            let mut pending = lock(&self.inner.pending);
+            let queue = pending.entry((topic.to_owned(), partition)).or_default();
+            let limit = self.inner.config.batch_bytes;
+            match queue.back() {
+                Some(batch) if batch.bytes + size <= limit || batch.records.is_empty() => {}
+                _ => {
+                    queue.push_back(Pending { records: Vec::new(), bytes: 0, waiters: Vec::new() })
+                }
+            }
+            let batch = queue.back_mut().expect("a batch was just ensured");
+            batch.records.push((key, value, self.inner.clock.now_ms()));
+            batch.bytes += size;
+            batch.waiters.push(waiter);
+            let filled = batch.bytes >= limit;
+            filled || queue.len() > 1
+        };
         self.inner.unresolved.fetch_add(1, Ordering::SeqCst);
         if full {
             self.inner.wake.notify_one();
@@ -207,12 +217,14 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(inner.config.linger_ms.max(1))) => {}
         }
-        let drained = std::mem::take(&mut *lock(&inner.pending));
+        let drained = take_front_batches(&mut lock(&inner.pending));
         if drained.is_empty() {
             continue;
         }
         let ids = producer_id(&inner).await;
-        let mut tasks = tokio::task::JoinSet::new();
+        // One request per leader carries every partition's batch it leads, as Kafka's sender
+        // drains per node; a partition without a known leader goes alone (its retries look).
+        let mut by_leader: BTreeMap<i32, Vec<Ready>> = BTreeMap::new();
         for ((topic, partition), batch) in drained {
             let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
             let base_sequence = match ids {
@@ -226,27 +238,13 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
                 None => -1,
             };
             let encoded = encode(&batch.records, ids, base_sequence);
+            let leader = leader_of(&inner, &topic, partition).unwrap_or(-1);
+            by_leader.entry(leader).or_default().push(Ready { topic, partition, encoded, batch });
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (leader, group) in by_leader {
             let inner = Arc::clone(&inner);
-            tasks.spawn(async move {
-                let result = send_batch(&inner, &topic, partition, encoded).await;
-                if let (Err(_), Some(used)) = (&result, ids) {
-                    forget_producer_id(&inner, used).await;
-                }
-                let n = batch.waiters.len();
-                for (i, waiter) in batch.waiters.into_iter().enumerate() {
-                    let answer = match &result {
-                        Ok(base) if *base < 0 => Ok(RecordMetadata { partition, offset: -1 }),
-                        Ok(base) => Ok(RecordMetadata {
-                            partition,
-                            offset: base + i64::try_from(i).unwrap_or(0),
-                        }),
-                        Err(ClientError::Broker(code)) => Err(ClientError::Broker(*code)),
-                        Err(error) => Err(ClientError::Codec(error.to_string())),
-                    };
-                    let _ = waiter.send(answer);
-                }
-                inner.unresolved.fetch_sub(n, Ordering::SeqCst);
-            });
+            tasks.spawn(send_group(inner, leader, group, ids));
         }
         while tasks.join_next().await.is_some() {}
         if inner.unresolved.load(Ordering::SeqCst) == 0 {
@@ -255,6 +253,187 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
             inner.wake.notify_one();
         }
     }
+}
+
+/// One partition's batch, encoded and ready to go.
+struct Ready {
+    topic: String,
+    partition: i32,
+    encoded: Bytes,
+    batch: Pending,
+}
+
+/// What one attempt at a partition's batch came to.
+enum Attempt {
+    /// Acknowledged at this base offset (-1 with acks=0), or failed for good.
+    Done(Result<i64, ClientError>),
+    /// Failed in a way a retry may mend, for this reason.
+    Retry(ClientError),
+}
+
+fn leader_not_available() -> ClientError {
+    ClientError::Broker(ResponseError::LeaderNotAvailable.code())
+}
+
+/// The leader of `topic`/`partition` as last learned, if it has one.
+fn leader_of<N: Net>(inner: &Inner<N>, topic: &str, partition: i32) -> Option<i32> {
+    let partitions = inner.client.partitions(topic)?;
+    let leader = partitions.get(usize::try_from(partition).ok()?)?.leader;
+    (leader >= 0).then_some(leader)
+}
+
+/// Sends `group` — batches whose partitions `leader` leads — in one request, retries each batch
+/// that failed retriably on its own (all at once), and resolves every record's waiter.
+async fn send_group<N: Net>(
+    inner: Arc<Inner<N>>,
+    leader: i32,
+    group: Vec<Ready>,
+    ids: Option<(i64, i16)>,
+) {
+    let attempts = if leader < 0 {
+        group.iter().map(|_| Attempt::Retry(leader_not_available())).collect()
+    } else {
+        produce_once(&inner, leader, &group).await
+    };
+    let mut retries = tokio::task::JoinSet::new();
+    for (ready, attempt) in group.into_iter().zip(attempts) {
+        match attempt {
+            Attempt::Done(result) => finish(&inner, ready, ids, result).await,
+            Attempt::Retry(reason) => {
+                let inner = Arc::clone(&inner);
+                retries.spawn(async move {
+                    let (topic, partition) = (&ready.topic, ready.partition);
+                    let result = send_batch(&inner, topic, partition, &ready.encoded, 1, reason);
+                    let result = result.await;
+                    finish(&inner, ready, ids, result).await;
+                });
+            }
+        }
+    }
+    while retries.join_next().await.is_some() {}
+}
+
+/// A batch's last word: a failure gives up the producer id it used, then every waiter learns.
+async fn finish<N: Net>(
+    inner: &Inner<N>,
+    ready: Ready,
+    ids: Option<(i64, i16)>,
+    result: Result<i64, ClientError>,
+) {
+    if let (Err(_), Some(used)) = (&result, ids) {
+        forget_producer_id(inner, used).await;
+    }
+    resolve(inner, ready.partition, ready.batch, &result);
+}
+
+/// Answers each waiter of `batch` with its record's offset, or the batch's error.
+fn resolve<N: Net>(
+    inner: &Inner<N>,
+    partition: i32,
+    batch: Pending,
+    result: &Result<i64, ClientError>,
+) {
+    let n = batch.waiters.len();
+    for (i, waiter) in batch.waiters.into_iter().enumerate() {
+        let answer = match result {
+            Ok(base) if *base < 0 => Ok(RecordMetadata { partition, offset: -1 }),
+            Ok(base) => {
+                Ok(RecordMetadata { partition, offset: base + i64::try_from(i).unwrap_or(0) })
+            }
+            Err(ClientError::Broker(code)) => Err(ClientError::Broker(*code)),
+            Err(error) => Err(ClientError::Codec(error.to_string())),
+        };
+        let _ = waiter.send(answer);
+    }
+    inner.unresolved.fetch_sub(n, Ordering::SeqCst);
+}
+
+/// A ProduceRequest carrying `batches` (at most one per partition).
+fn produce_request<'a>(
+    config: &ProducerConfig,
+    batches: impl Iterator<Item = (&'a str, i32, &'a Bytes)>,
+) -> ProduceRequest {
+    let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
+    for (topic, partition, encoded) in batches {
+        topics.entry(topic).or_default().push(
+            PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(encoded.clone())),
+        );
+    }
+    ProduceRequest::default()
+        .with_acks(config.acks)
+        .with_timeout_ms(config.request_timeout_ms)
+        .with_topic_data(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                        .with_partition_data(partitions)
+                })
+                .collect(),
+        )
+}
+
+/// One attempt at every batch of `group` in one request to `leader`: per batch, its outcome.
+async fn produce_once<N: Net>(inner: &Inner<N>, leader: i32, group: &[Ready]) -> Vec<Attempt> {
+    let batches = group.iter().map(|r| (r.topic.as_str(), r.partition, &r.encoded));
+    let request = produce_request(&inner.config, batches);
+    if inner.config.acks == 0 {
+        let sent = inner.client.send_to_without_response(leader, PRODUCE_VERSION, &request).await;
+        return group
+            .iter()
+            .map(|_| match &sent {
+                Ok(()) => Attempt::Done(Ok(-1)),
+                Err(error) => Attempt::Retry(ClientError::Codec(error.to_string())),
+            })
+            .collect();
+    }
+    let response = match inner.client.send_to(leader, PRODUCE_VERSION, &request).await {
+        Ok(response) => response,
+        Err(error) => {
+            let reason = error.to_string();
+            return group
+                .iter()
+                .map(|_| Attempt::Retry(ClientError::Codec(reason.clone())))
+                .collect();
+        }
+    };
+    let mut answers = BTreeMap::new();
+    for topic in &response.responses {
+        for answer in &topic.partition_responses {
+            answers.insert((topic.name.0.as_str(), answer.index), answer);
+        }
+    }
+    group
+        .iter()
+        .map(|ready| match answers.get(&(ready.topic.as_str(), ready.partition)) {
+            None => Attempt::Retry(ClientError::Codec("no answer for the partition".into())),
+            Some(answer) => match ResponseError::try_from_code(answer.error_code) {
+                None => Attempt::Done(Ok(answer.base_offset)),
+                Some(error) if error.is_retriable() => {
+                    Attempt::Retry(ClientError::Broker(answer.error_code))
+                }
+                Some(_) => Attempt::Done(Err(ClientError::Broker(answer.error_code))),
+            },
+        })
+        .collect()
+}
+
+/// The oldest batch of every partition that has one: what one round sends, one batch per
+/// partition, so a partition's batches go out in order.
+fn take_front_batches(
+    pending: &mut BTreeMap<(String, i32), VecDeque<Pending>>,
+) -> Vec<((String, i32), Pending)> {
+    let mut round = Vec::new();
+    pending.retain(|partition, queue| {
+        if let Some(batch) = queue.pop_front() {
+            round.push((partition.clone(), batch));
+        }
+        !queue.is_empty()
+    });
+    round
 }
 
 async fn producer_id<N: Net>(inner: &Inner<N>) -> Option<(i64, i16)> {
@@ -333,40 +512,27 @@ fn encode(
     out.freeze()
 }
 
-/// Sends one encoded batch until it is acknowledged, fails for good, or retries run out;
-/// returns the base offset.
+/// Sends one encoded batch, from attempt `first_attempt` on (`last`: why the attempt before
+/// failed), until it is acknowledged, fails for good, or retries run out; returns the base
+/// offset.
 async fn send_batch<N: Net>(
     inner: &Inner<N>,
     topic: &str,
     partition: i32,
-    batch: Bytes,
+    batch: &Bytes,
+    first_attempt: u32,
+    mut last: ClientError,
 ) -> Result<i64, ClientError> {
-    let mut last = ClientError::Closed;
-    for attempt in 0..=inner.config.retries {
+    for attempt in first_attempt..=inner.config.retries {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(inner.config.retry_backoff_ms)).await;
             let _ = inner.client.refresh(&[topic.to_owned()]).await;
         }
-        let leader = inner
-            .client
-            .partitions(topic)
-            .and_then(|p| p.get(usize::try_from(partition).ok()?).map(|i| i.leader));
-        let Some(leader) = leader.filter(|l| *l >= 0) else {
-            last = ClientError::Broker(ResponseError::LeaderNotAvailable.code());
+        let Some(leader) = leader_of(inner, topic, partition) else {
+            last = leader_not_available();
             continue;
         };
-        let request = ProduceRequest::default()
-            .with_acks(inner.config.acks)
-            .with_timeout_ms(inner.config.request_timeout_ms)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(partition)
-                            .with_records(Some(batch.clone())),
-                    ]),
-            ]);
+        let request = produce_request(&inner.config, std::iter::once((topic, partition, batch)));
         if inner.config.acks == 0 {
             match inner.client.send_to_without_response(leader, PRODUCE_VERSION, &request).await {
                 Ok(()) => return Ok(-1),

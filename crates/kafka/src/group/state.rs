@@ -10,7 +10,7 @@
 //!
 //! Pure: time comes in as `now_ms`, answers go out through the waiters' channels.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -129,6 +129,10 @@ pub struct Group {
     pub members: BTreeMap<String, Member>,
     rebalance_deadline_ms: Option<i64>,
     join_delay_until_ms: Option<i64>,
+    /// Members of this generation that have not sent their SyncGroup yet, and until when they
+    /// may (the rebalance timeout after the join completed).
+    pending_sync: BTreeSet<String>,
+    sync_deadline_ms: Option<i64>,
     next_member: u64,
 }
 
@@ -145,6 +149,8 @@ impl Group {
             members: BTreeMap::new(),
             rebalance_deadline_ms: None,
             join_delay_until_ms: None,
+            pending_sync: BTreeSet::new(),
+            sync_deadline_ms: None,
             next_member: 0,
         }
     }
@@ -203,11 +209,13 @@ impl Group {
         generation_id: i32,
         assignments: Vec<(String, Bytes)>,
         waiter: SyncWaiter,
+        now_ms: i64,
     ) {
         let Some(member) = self.members.get_mut(member_id) else {
             let _ = waiter.send(Err(KafkaError::UnknownMemberId(member_id.to_owned())));
             return;
         };
+        member.last_heartbeat_ms = now_ms;
         if generation_id != self.generation_id {
             let _ = waiter.send(Err(KafkaError::IllegalGeneration {
                 current: self.generation_id,
@@ -220,9 +228,11 @@ impl Group {
                 let _ = waiter.send(Err(KafkaError::RebalanceInProgress(self.group_id.clone())));
             }
             GroupPhase::Stable => {
+                self.pending_sync.remove(member_id);
                 let _ = waiter.send(Ok(member.assignment.clone()));
             }
             GroupPhase::CompletingRebalance => {
+                self.pending_sync.remove(member_id);
                 member.sync_waiter = Some(waiter);
                 if self.leader.as_deref() == Some(member_id) {
                     for member in self.members.values_mut() {
@@ -306,19 +316,33 @@ impl Group {
         Ok(())
     }
 
-    /// Expires silent members and completes a rebalance whose deadline passed.
+    /// Expires silent members, removes members that never sent their SyncGroup, and completes
+    /// a rebalance whose deadline passed.
     pub fn tick(&mut self, now_ms: i64) {
-        let expired: Vec<String> = self
+        // A member parked in JoinGroup or SyncGroup is waiting on the group, not silent.
+        let mut expired: Vec<String> = self
             .members
             .values()
             .filter(|m| {
                 m.join_waiter.is_none()
+                    && m.sync_waiter.is_none()
                     && now_ms - m.last_heartbeat_ms > i64::from(m.session_timeout_ms)
             })
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in &expired {
             tracing::info!(group = %self.group_id, member = %member_id, "member expired");
+        }
+        if self.sync_deadline_ms.is_some_and(|deadline| now_ms >= deadline) {
+            self.sync_deadline_ms = None;
+            for member_id in std::mem::take(&mut self.pending_sync) {
+                tracing::info!(group = %self.group_id, member = %member_id, "member never sent its SyncGroup");
+                expired.push(member_id);
+            }
+        }
+        expired.sort();
+        expired.dedup();
+        for member_id in &expired {
             self.remove_member(member_id);
         }
         if !expired.is_empty() {
@@ -364,6 +388,9 @@ impl Group {
 
     fn prepare_rebalance(&mut self, now_ms: i64, delay_ms: i64) {
         if self.phase != GroupPhase::PreparingRebalance {
+            tracing::info!(group = %self.group_id, generation = self.generation_id, "rebalance started");
+            self.pending_sync.clear();
+            self.sync_deadline_ms = None;
             for member in self.members.values_mut() {
                 if let Some(waiter) = member.sync_waiter.take() {
                     let _ =
@@ -398,6 +425,16 @@ impl Group {
         self.protocol_name = Some(protocol.clone());
         self.phase = GroupPhase::CompletingRebalance;
         self.rebalance_deadline_ms = None;
+        self.pending_sync = self.members.keys().cloned().collect();
+        let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        self.sync_deadline_ms = Some(now_ms + i64::from(timeout));
+        tracing::info!(
+            group = %self.group_id,
+            generation = self.generation_id,
+            leader = %leader,
+            members = self.members.len(),
+            "join completed"
+        );
         let members: Vec<(String, Option<String>, Bytes)> = self
             .members
             .values()
@@ -435,6 +472,7 @@ impl Group {
 
     fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let mut member = self.members.remove(member_id)?;
+        self.pending_sync.remove(member_id);
         if let Some(waiter) = member.join_waiter.take() {
             let _ = waiter.send(Err(KafkaError::UnknownMemberId(member_id.to_owned())));
         }
@@ -458,5 +496,134 @@ impl Group {
         }
         self.prepare_rebalance(now_ms, 0);
         self.try_complete_join(now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION_MS: i32 = 10_000;
+    const REBALANCE_MS: i32 = 60_000;
+
+    fn request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_owned(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: REBALANCE_MS,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+        }
+    }
+
+    /// Joins `member_id` at `now_ms`; the receiver answers once the join completes.
+    fn join(
+        group: &mut Group,
+        member_id: &str,
+        now_ms: i64,
+    ) -> oneshot::Receiver<Result<JoinOutcome, KafkaError>> {
+        let (tx, rx) = oneshot::channel();
+        group.join(request(member_id), tx, now_ms, 0);
+        rx
+    }
+
+    fn joined(rx: &mut oneshot::Receiver<Result<JoinOutcome, KafkaError>>) -> JoinOutcome {
+        rx.try_recv().expect("join answered").expect("join succeeded")
+    }
+
+    fn sync(
+        group: &mut Group,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+        now_ms: i64,
+    ) -> oneshot::Receiver<Result<Bytes, KafkaError>> {
+        let (tx, rx) = oneshot::channel();
+        group.sync(member_id, generation, assignments, tx, now_ms);
+        rx
+    }
+
+    /// A group of two members, both joined in one generation: (group, leader, follower, gen).
+    fn two_members() -> (Group, String, String, i32) {
+        let mut group = Group::new("g");
+        let first = joined(&mut join(&mut group, "", 0));
+        assert_eq!(group.phase, GroupPhase::CompletingRebalance);
+        let mut leader_sync = sync(&mut group, &first.member_id, first.generation_id, vec![], 0);
+        leader_sync.try_recv().unwrap().unwrap();
+        let mut second = join(&mut group, "", 10);
+        let mut first_again = join(&mut group, &first.member_id, 20);
+        let (a, b) = (joined(&mut first_again), joined(&mut second));
+        assert_eq!(a.generation_id, b.generation_id);
+        let leader = a.leader.clone();
+        let follower = if leader == a.member_id { b.member_id } else { a.member_id };
+        (group, leader, follower, a.generation_id)
+    }
+
+    #[test]
+    fn a_member_waiting_for_the_leaders_assignment_is_not_expired() {
+        let (mut group, leader, follower, generation) = two_members();
+        let mut waiting = sync(&mut group, &follower, generation, vec![], 30);
+        // The leader takes longer than a session to assign; the follower only waits.
+        group.heartbeat(&leader, generation, 5_000).unwrap();
+        group.tick(15_000);
+        assert!(group.members.contains_key(&follower), "a member parked in SyncGroup is alive");
+        let assignment = Bytes::from_static(b"p0");
+        let assignments = vec![(follower.clone(), assignment.clone())];
+        let mut leader_sync = sync(&mut group, &leader, generation, assignments, 15_001);
+        leader_sync.try_recv().unwrap().unwrap();
+        assert_eq!(waiting.try_recv().unwrap().unwrap(), assignment);
+        assert_eq!(group.phase, GroupPhase::Stable);
+    }
+
+    #[test]
+    fn a_member_that_never_syncs_is_removed_after_the_rebalance_timeout() {
+        let (mut group, leader, follower, generation) = two_members();
+        let mut leader_sync = sync(&mut group, &leader, generation, vec![], 30);
+        leader_sync.try_recv().unwrap().unwrap();
+        // The follower heartbeats but never sends SyncGroup.
+        let mut now = 30;
+        while now < i64::from(REBALANCE_MS) {
+            now += 1_000;
+            group.heartbeat(&follower, generation, now).unwrap();
+            group.heartbeat(&leader, generation, now).unwrap();
+            group.tick(now);
+        }
+        assert!(!group.members.contains_key(&follower), "the silent follower is dropped");
+        assert_eq!(group.phase, GroupPhase::PreparingRebalance);
+        let mut rejoined = join(&mut group, &leader, now);
+        assert_eq!(joined(&mut rejoined).generation_id, generation + 1);
+    }
+
+    #[test]
+    fn a_leaving_member_hands_everything_to_the_one_that_rejoins() {
+        let (mut group, leader, follower, generation) = two_members();
+        for member in [&leader, &follower] {
+            let _ = sync(&mut group, member, generation, vec![], 30);
+        }
+        group.leave(&follower, 40).unwrap();
+        assert_eq!(
+            group.heartbeat(&leader, generation, 50).unwrap_err().code(),
+            KafkaError::RebalanceInProgress("g".into()).code(),
+            "the remaining member learns of the rebalance from its heartbeat"
+        );
+        let outcome = joined(&mut join(&mut group, &leader, 60));
+        assert_eq!(outcome.generation_id, generation + 1);
+        assert_eq!(outcome.members.len(), 1, "the leader alone assigns");
+    }
+
+    #[test]
+    fn a_silent_member_expires_after_its_session_timeout() {
+        let (mut group, leader, follower, generation) = two_members();
+        for member in [&leader, &follower] {
+            let _ = sync(&mut group, member, generation, vec![], 30);
+        }
+        group.heartbeat(&leader, generation, 9_000).unwrap();
+        group.tick(i64::from(SESSION_MS) + 31);
+        assert!(!group.members.contains_key(&follower));
+        assert!(group.members.contains_key(&leader));
+        assert_eq!(group.phase, GroupPhase::PreparingRebalance);
     }
 }

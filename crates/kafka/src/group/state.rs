@@ -601,7 +601,8 @@ mod tests {
     fn a_leaving_member_hands_everything_to_the_one_that_rejoins() {
         let (mut group, leader, follower, generation) = two_members();
         for member in [&leader, &follower] {
-            let _ = sync(&mut group, member, generation, vec![], 30);
+            let mut synced = sync(&mut group, member, generation, vec![], 30);
+            synced.try_recv().expect("sync answered").expect("sync succeeded");
         }
         group.leave(&follower, 40).unwrap();
         assert_eq!(
@@ -618,7 +619,8 @@ mod tests {
     fn a_silent_member_expires_after_its_session_timeout() {
         let (mut group, leader, follower, generation) = two_members();
         for member in [&leader, &follower] {
-            let _ = sync(&mut group, member, generation, vec![], 30);
+            let mut synced = sync(&mut group, member, generation, vec![], 30);
+            synced.try_recv().expect("sync answered").expect("sync succeeded");
         }
         group.heartbeat(&leader, generation, 9_000).unwrap();
         group.tick(i64::from(SESSION_MS) + 31);

@@ -41,17 +41,32 @@ async fn drain(
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn produce_consume_commit_resume_and_seek_by_time() {
+/// A single-node broker on loopback in a temporary directory, serving until `shutdown`.
+struct Running {
+    _dir: tempfile::TempDir,
+    env: RealEnv,
+    bootstrap: String,
+    shutdown: Shutdown,
+    server: tokio::task::JoinHandle<Result<(), twinmq_kafka::KafkaError>>,
+}
+
+async fn start_broker(configure: impl FnOnce(&mut BrokerConfig)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let env = RealEnv::new();
     let mut config =
         BrokerConfig::single_node(1, "127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
-    config.num_partitions = 4;
+    configure(&mut config);
     let broker = Broker::bind(env.clone(), config).await.unwrap();
     let bootstrap = broker.local_addr().to_string();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(broker.run(shutdown.clone()));
+    Running { _dir: dir, env, bootstrap, shutdown, server }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_consume_commit_resume_and_seek_by_time() {
+    let Running { _dir, env, bootstrap, shutdown, server } =
+        start_broker(|config| config.num_partitions = 4).await;
 
     let producer = Producer::new(
         *env.net(),
@@ -143,17 +158,12 @@ async fn produce_consume_commit_resume_and_seek_by_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_queued_faster_than_batches_drain_never_make_a_batch_past_its_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = RealEnv::new();
-    let mut config =
-        BrokerConfig::single_node(1, "127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
-    config.num_partitions = 1;
     // The broker refuses any batch over 8 KiB; the producer's batches are 4 KiB.
-    config.message_bytes_max = 8 * 1024;
-    let broker = Broker::bind(env.clone(), config).await.unwrap();
-    let bootstrap = broker.local_addr().to_string();
-    let shutdown = Shutdown::new();
-    let server = tokio::spawn(broker.run(shutdown.clone()));
+    let Running { _dir, env, bootstrap, shutdown, server } = start_broker(|config| {
+        config.num_partitions = 1;
+        config.message_bytes_max = 8 * 1024;
+    })
+    .await;
 
     let settings = ProducerConfig { batch_bytes: 4 * 1024, linger_ms: 50, ..Default::default() };
     let producer = Producer::new(*env.net(), env.clock().clone(), &bootstrap, "flood", settings);

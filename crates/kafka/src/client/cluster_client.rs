@@ -143,6 +143,18 @@ impl<N: Net> ClusterClient<N> {
         self.lock().topics.get(topic).cloned()
     }
 
+    /// How many partitions a topic has, if known (no copy of the list: producers ask per record).
+    pub fn partition_count(&self, topic: &str) -> Option<usize> {
+        self.lock().topics.get(topic).map(Vec::len)
+    }
+
+    /// The leader of `topic`/`partition` as last learned, if it has one.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let cache = self.lock();
+        let leader = cache.topics.get(topic)?.get(usize::try_from(partition).ok()?)?.leader;
+        (leader >= 0).then_some(leader)
+    }
+
     /// Sends `request` to broker `node_id` over its shared connection; a failed connection is
     /// dropped so the next request reconnects.
     pub async fn send_to<R: Request>(

@@ -254,10 +254,7 @@ impl<N: Net> Consumer<N> {
 
     /// The partition's leader as the metadata names it, if it names one.
     fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
-        self.client
-            .partitions(topic)
-            .and_then(|p| p.get(usize::try_from(partition).ok()?).map(|i| i.leader))
-            .filter(|leader| *leader >= 0)
+        self.client.leader(topic, partition)
     }
 
     /// Gives each partition without a position one from the reset policy; a partition whose

@@ -77,6 +77,7 @@ pub struct RecordMetadata {
 /// The answer to one send.
 pub type SendResult = Result<RecordMetadata, ClientError>;
 
+#[derive(Default)]
 struct Pending {
     records: Vec<(Option<Bytes>, Option<Bytes>, i64)>,
     bytes: usize,
@@ -148,11 +149,11 @@ impl<N: Net> Producer<N> {
         key: Option<Bytes>,
         value: Option<Bytes>,
     ) -> Result<oneshot::Receiver<SendResult>, ClientError> {
-        let partitions = match self.inner.client.partitions(topic) {
-            Some(partitions) if !partitions.is_empty() => partitions.len(),
+        let partitions = match self.inner.client.partition_count(topic) {
+            Some(partitions) if partitions > 0 => partitions,
             _ => {
                 self.inner.client.refresh(&[topic.to_owned()]).await?;
-                self.inner.client.partitions(topic).map_or(0, |p| p.len())
+                self.inner.client.partition_count(topic).unwrap_or(0)
             }
         };
         let count = i32::try_from(partitions).unwrap_or(0);
@@ -172,11 +173,8 @@ impl<N: Net> Producer<N> {
             let mut pending = lock(&self.inner.pending);
             let queue = pending.entry((topic.to_owned(), partition)).or_default();
             let limit = self.inner.config.batch_bytes;
-            match queue.back() {
-                Some(batch) if batch.bytes + size <= limit || batch.records.is_empty() => {}
-                _ => {
-                    queue.push_back(Pending { records: Vec::new(), bytes: 0, waiters: Vec::new() })
-                }
+            if queue.back().is_none_or(|batch| batch.bytes + size > limit) {
+                queue.push_back(Pending::default());
             }
             let batch = queue.back_mut().expect("a batch was just ensured");
             batch.records.push((key, value, self.inner.clock.now_ms()));
@@ -238,7 +236,7 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
                 None => -1,
             };
             let encoded = encode(&batch.records, ids, base_sequence);
-            let leader = leader_of(&inner, &topic, partition).unwrap_or(-1);
+            let leader = inner.client.leader(&topic, partition).unwrap_or(-1);
             by_leader.entry(leader).or_default().push(Ready { topic, partition, encoded, batch });
         }
         let mut tasks = tokio::task::JoinSet::new();
@@ -275,13 +273,6 @@ fn leader_not_available() -> ClientError {
     ClientError::Broker(ResponseError::LeaderNotAvailable.code())
 }
 
-/// The leader of `topic`/`partition` as last learned, if it has one.
-fn leader_of<N: Net>(inner: &Inner<N>, topic: &str, partition: i32) -> Option<i32> {
-    let partitions = inner.client.partitions(topic)?;
-    let leader = partitions.get(usize::try_from(partition).ok()?)?.leader;
-    (leader >= 0).then_some(leader)
-}
-
 /// Sends `group` — batches whose partitions `leader` leads — in one request, retries each batch
 /// that failed retriably on its own (all at once), and resolves every record's waiter.
 async fn send_group<N: Net>(
@@ -302,9 +293,7 @@ async fn send_group<N: Net>(
             Attempt::Retry(reason) => {
                 let inner = Arc::clone(&inner);
                 retries.spawn(async move {
-                    let (topic, partition) = (&ready.topic, ready.partition);
-                    let result = send_batch(&inner, topic, partition, &ready.encoded, 1, reason);
-                    let result = result.await;
+                    let result = retry_batch(&inner, &ready, reason).await;
                     finish(&inner, ready, ids, result).await;
                 });
             }
@@ -349,16 +338,13 @@ fn resolve<N: Net>(
 }
 
 /// A ProduceRequest carrying `batches` (at most one per partition).
-fn produce_request<'a>(
-    config: &ProducerConfig,
-    batches: impl Iterator<Item = (&'a str, i32, &'a Bytes)>,
-) -> ProduceRequest {
+fn produce_request(config: &ProducerConfig, batches: &[Ready]) -> ProduceRequest {
     let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
-    for (topic, partition, encoded) in batches {
-        topics.entry(topic).or_default().push(
+    for ready in batches {
+        topics.entry(ready.topic.as_str()).or_default().push(
             PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(encoded.clone())),
+                .with_index(ready.partition)
+                .with_records(Some(ready.encoded.clone())),
         );
     }
     ProduceRequest::default()
@@ -378,8 +364,7 @@ fn produce_request<'a>(
 
 /// One attempt at every batch of `group` in one request to `leader`: per batch, its outcome.
 async fn produce_once<N: Net>(inner: &Inner<N>, leader: i32, group: &[Ready]) -> Vec<Attempt> {
-    let batches = group.iter().map(|r| (r.topic.as_str(), r.partition, &r.encoded));
-    let request = produce_request(&inner.config, batches);
+    let request = produce_request(&inner.config, group);
     if inner.config.acks == 0 {
         let sent = inner.client.send_to_without_response(leader, PRODUCE_VERSION, &request).await;
         return group
@@ -512,52 +497,24 @@ fn encode(
     out.freeze()
 }
 
-/// Sends one encoded batch, from attempt `first_attempt` on (`last`: why the attempt before
-/// failed), until it is acknowledged, fails for good, or retries run out; returns the base
-/// offset.
-async fn send_batch<N: Net>(
+/// Retries one batch whose first attempt failed (`last`: why) until it is acknowledged, fails
+/// for good, or retries run out; returns the base offset.
+async fn retry_batch<N: Net>(
     inner: &Inner<N>,
-    topic: &str,
-    partition: i32,
-    batch: &Bytes,
-    first_attempt: u32,
+    ready: &Ready,
     mut last: ClientError,
 ) -> Result<i64, ClientError> {
-    for attempt in first_attempt..=inner.config.retries {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(inner.config.retry_backoff_ms)).await;
-            let _ = inner.client.refresh(&[topic.to_owned()]).await;
-        }
-        let Some(leader) = leader_of(inner, topic, partition) else {
+    for _ in 0..inner.config.retries {
+        tokio::time::sleep(Duration::from_millis(inner.config.retry_backoff_ms)).await;
+        let _ = inner.client.refresh(std::slice::from_ref(&ready.topic)).await;
+        let Some(leader) = inner.client.leader(&ready.topic, ready.partition) else {
             last = leader_not_available();
             continue;
         };
-        let request = produce_request(&inner.config, std::iter::once((topic, partition, batch)));
-        if inner.config.acks == 0 {
-            match inner.client.send_to_without_response(leader, PRODUCE_VERSION, &request).await {
-                Ok(()) => return Ok(-1),
-                Err(error) => {
-                    last = error;
-                    continue;
-                }
-            }
-        }
-        match inner.client.send_to(leader, PRODUCE_VERSION, &request).await {
-            Ok(response) => {
-                let answer = response.responses.first().and_then(|t| t.partition_responses.first());
-                let Some(answer) = answer else {
-                    last = ClientError::Codec("empty produce response".into());
-                    continue;
-                };
-                match ResponseError::try_from_code(answer.error_code) {
-                    None => return Ok(answer.base_offset),
-                    Some(error) if error.is_retriable() => {
-                        last = ClientError::Broker(answer.error_code)
-                    }
-                    Some(_) => return Err(ClientError::Broker(answer.error_code)),
-                }
-            }
-            Err(error) => last = error,
+        match produce_once(inner, leader, std::slice::from_ref(ready)).await.pop() {
+            Some(Attempt::Done(result)) => return result,
+            Some(Attempt::Retry(reason)) => last = reason,
+            None => {}
         }
     }
     Err(last)

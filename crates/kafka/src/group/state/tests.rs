@@ -61,6 +61,14 @@ fn two_members() -> (Group, String, String, i32) {
     (group, leader, follower, a.generation_id)
 }
 
+/// The leader, then the follower, send their SyncGroup at time 30; both are answered.
+fn sync_both(group: &mut Group, leader: &str, follower: &str, generation: i32) {
+    for member in [leader, follower] {
+        let mut synced = sync(group, member, generation, vec![], 30);
+        synced.try_recv().expect("sync answered").expect("sync succeeded");
+    }
+}
+
 #[test]
 fn a_member_waiting_for_the_leaders_assignment_is_not_expired() {
     let (mut group, leader, follower, generation) = two_members();
@@ -99,10 +107,7 @@ fn a_member_that_never_syncs_is_removed_after_the_rebalance_timeout() {
 #[test]
 fn a_leaving_member_hands_everything_to_the_one_that_rejoins() {
     let (mut group, leader, follower, generation) = two_members();
-    for member in [&leader, &follower] {
-        let mut synced = sync(&mut group, member, generation, vec![], 30);
-        synced.try_recv().expect("sync answered").expect("sync succeeded");
-    }
+    sync_both(&mut group, &leader, &follower, generation);
     group.leave(&follower, 40).unwrap();
     assert_eq!(
         group.heartbeat(&leader, generation, 50).unwrap_err().code(),
@@ -117,10 +122,7 @@ fn a_leaving_member_hands_everything_to_the_one_that_rejoins() {
 #[test]
 fn a_silent_member_expires_after_its_session_timeout() {
     let (mut group, leader, follower, generation) = two_members();
-    for member in [&leader, &follower] {
-        let mut synced = sync(&mut group, member, generation, vec![], 30);
-        synced.try_recv().expect("sync answered").expect("sync succeeded");
-    }
+    sync_both(&mut group, &leader, &follower, generation);
     group.heartbeat(&leader, generation, 9_000).unwrap();
     group.tick(i64::from(SESSION_MS) + 31);
     assert!(!group.members.contains_key(&follower));

@@ -91,11 +91,14 @@ async fn send_route_pull_filter_long_poll_offsets_and_groups() {
     let namesrv_addr = namesrv.local_addr().to_string();
     let shutdown = Shutdown::new();
     let namesrv_task = tokio::spawn(namesrv.run(shutdown.clone()));
-    let config = BrokerConfig::new(
+    let mut config = BrokerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         vec![namesrv_addr.clone()],
         dir.path().to_owned(),
     );
+    // The restart below binds the broker's own port again; its HA port stays ephemeral, since
+    // the default (broker port + 1) may meanwhile belong to another socket on this machine.
+    config.ha.listen = Some("127.0.0.1:0".parse().unwrap());
     let broker = Broker::bind(env.clone(), config.clone()).await.unwrap();
     let broker_addr = broker.local_addr().to_string();
     let broker_shutdown = Shutdown::new();

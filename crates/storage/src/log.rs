@@ -232,7 +232,9 @@ impl<F: Fs> Log<F> {
     /// flushed offset may or may not be on disk, so it takes no more appends.
     pub fn flush(&mut self) -> Result<()> {
         let end = self.log_end_offset;
-        if let Err(error) = self.active_mut().data.sync() {
+        let active = self.active_mut();
+        let synced = active.data.sync().and_then(|()| active.sync_written_indexes());
+        if let Err(error) = synced {
             self.flush_failed(&error);
             return Err(error);
         }
@@ -304,10 +306,10 @@ impl<F: Fs> Flushable for Log<F> {
             return None;
         }
         self.unflushed_bytes = 0;
-        Some(FlushPlan {
-            files: vec![Arc::clone(&self.active().data.file())],
-            up_to: self.log_end_offset,
-        })
+        let active = self.active_mut();
+        let mut files = vec![Arc::clone(&active.data.file())];
+        files.extend(active.take_unsynced_indexes());
+        Some(FlushPlan { files, up_to: self.log_end_offset })
     }
 
     fn flush_done(&mut self, up_to: u64) {

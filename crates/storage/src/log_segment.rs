@@ -4,8 +4,8 @@
 //! ## Crash contract
 //!
 //! The data file follows [`Segment`]'s contract. The indexes are derived: written through on
-//! append, synced only when the segment is sealed, rebuilt from the data whenever they are
-//! missing or do not match it. Every offset in the segment is at least its base offset.
+//! append, synced with the data when the log is flushed and when the segment is sealed,
+//! rebuilt from the data whenever they are missing or do not match it. Every offset in the segment is at least its base offset.
 //! Not thread-safe: the owning `Log` is behind one lock.
 
 use std::path::Path;
@@ -294,6 +294,24 @@ impl<F: Fs> LogSegment<F> {
         self.add_time_entry()?;
         self.offset_index.sync()?;
         self.time_index.sync()
+    }
+
+    /// Syncs each index written since it was last synced or handed to a flush.
+    pub(crate) fn sync_written_indexes(&mut self) -> Result<()> {
+        if self.offset_index.take_unsynced().is_some() {
+            self.offset_index.sync()?;
+        }
+        if self.time_index.take_unsynced().is_some() {
+            self.time_index.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The index files written since they were last synced or handed to a flush.
+    pub(crate) fn take_unsynced_indexes(
+        &mut self,
+    ) -> impl Iterator<Item = std::sync::Arc<F::File>> {
+        [self.offset_index.take_unsynced(), self.time_index.take_unsynced()].into_iter().flatten()
     }
 
     /// Deletes the segment's three files (the caller syncs the directory).

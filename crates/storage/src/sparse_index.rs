@@ -4,11 +4,13 @@
 //!
 //! ## Crash contract
 //!
-//! Index files are derived data and are never synced on the append path (Kafka's contract):
-//! they are synced when their segment is sealed, and rebuilt from the segment whenever they are
+//! Index files are derived data and are never synced on the append path: as in Kafka, they are
+//! synced with their log when it is flushed (only when they took entries since the last
+//! flush) and when their segment is sealed, and rebuilt from the segment whenever they are
 //! missing, torn or inconsistent with it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use twinmq_runtime::{File, Fs, OpenMode};
 
@@ -29,9 +31,11 @@ pub trait IndexEntry: Copy + std::fmt::Debug {
 #[derive(Debug)]
 pub struct SparseIndex<F: Fs, E: IndexEntry> {
     path: PathBuf,
-    file: F::File,
+    file: Arc<F::File>,
     entries: Vec<E>,
     scratch: Vec<u8>,
+    /// Written since the file was last synced or handed to a flush.
+    unsynced: bool,
 }
 
 impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
@@ -40,7 +44,13 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         let file = fs.open(&path, OpenMode::Create).at(&path)?;
         file.set_len(0).at(&path)?;
         sync_parent(fs, &path)?;
-        Ok(Self { path, file, entries: Vec::new(), scratch: Vec::new() })
+        Ok(Self {
+            path,
+            file: Arc::new(file),
+            entries: Vec::new(),
+            scratch: Vec::new(),
+            unsynced: false,
+        })
     }
 
     /// Loads an existing index file; `None` when it is missing or its length is not a whole
@@ -56,7 +66,7 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         }
         let bytes = file.read_at(0, usize::try_from(len).unwrap_or(usize::MAX)).at(&path)?;
         let entries = bytes.chunks_exact(E::WIDTH).map(E::decode).collect();
-        Ok(Some(Self { path, file, entries, scratch: Vec::new() }))
+        Ok(Some(Self { path, file: Arc::new(file), entries, scratch: Vec::new(), unsynced: false }))
     }
 
     /// Appends an entry (written through, not synced).
@@ -64,6 +74,7 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         self.scratch.clear();
         entry.encode(&mut self.scratch);
         let position = (self.entries.len() * E::WIDTH) as u64;
+        self.unsynced = true;
         self.file.write_all_at(position, &self.scratch).at(&self.path)?;
         self.entries.push(entry);
         Ok(())
@@ -75,6 +86,7 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         for entry in &entries {
             entry.encode(&mut self.scratch);
         }
+        self.unsynced = true;
         self.file.set_len(0).at(&self.path)?;
         if !self.scratch.is_empty() {
             self.file.write_all_at(0, &self.scratch).at(&self.path)?;
@@ -83,9 +95,17 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         Ok(())
     }
 
-    /// Syncs the file (on seal).
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().at(&self.path)
+    /// Syncs the file (on seal, or with its log's flush).
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().at(&self.path)?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// The file, for a flush that syncs it without holding the index, when it was written
+    /// since the last sync or flush (`None` otherwise).
+    pub fn take_unsynced(&mut self) -> Option<Arc<F::File>> {
+        std::mem::take(&mut self.unsynced).then(|| Arc::clone(&self.file))
     }
 
     /// The entries, in order.

@@ -16,7 +16,9 @@
 //!
 //! ## Crash contract
 //!
-//! Derived data, synced by a store checkpoint. On open, the header's `index_count` bounds every
+//! Derived data, synced by a store checkpoint and when a file fills up; the newest file's header
+//! is kept in memory and written just before each sync (after an unclean shutdown that file is
+//! removed whole anyway). On open, the header's `index_count` bounds every
 //! chain and `end_physical_offset` is capped at the checkpoint, so re-dispatch re-adds anything
 //! later; lookups verify each candidate against the stored message, so a stale or duplicate
 //! entry can cost a read, never a wrong answer.
@@ -82,6 +84,14 @@ struct Part<F: Fs> {
     header: Header,
 }
 
+impl<F: Fs> Part<F> {
+    /// Writes the header (kept in memory between syncs) and syncs the file.
+    fn write_header_and_sync(&self) -> Result<()> {
+        self.file.write_all_at(0, &self.header.encode()).at(&self.path)?;
+        self.file.sync_data().at(&self.path)
+    }
+}
+
 /// The key index of a store: its files, the newest one taking new entries.
 #[derive(Debug)]
 pub struct IndexFile<F: Fs> {
@@ -91,6 +101,8 @@ pub struct IndexFile<F: Fs> {
     entries_max: u32,
     parts: Vec<Part<F>>,
     indexed_end: u64,
+    /// The newest file took entries since it was last synced.
+    unsynced: bool,
 }
 
 impl<F: Fs> IndexFile<F> {
@@ -180,7 +192,7 @@ impl<F: Fs> IndexFile<F> {
             .max()
             .unwrap_or(0)
             .min(commitlog_end);
-        let mut index = Self { fs, dir, slots, entries_max, parts, indexed_end };
+        let mut index = Self { fs, dir, slots, entries_max, parts, indexed_end, unsynced: false };
         if index.parts.is_empty() {
             index.add_part()?;
         }
@@ -221,12 +233,12 @@ impl<F: Fs> IndexFile<F> {
         entry[12..16].copy_from_slice(&time_diff_s.to_be_bytes());
         entry[16..20].copy_from_slice(&previous.to_be_bytes());
         let entry_position = HEADER_BYTES + slots * SLOT_BYTES + u64::from(index) * ENTRY_BYTES;
+        self.unsynced = true;
         part.file.write_all_at(entry_position, &entry).at(&part.path)?;
         part.file.write_all_at(slot_position, &index.to_be_bytes()).at(&part.path)?;
         part.header.index_count = index + 1;
         part.header.end_timestamp_ms = store_timestamp_ms;
         part.header.end_physical_offset = i64::try_from(physical_offset).unwrap_or(i64::MAX);
-        part.file.write_all_at(0, &part.header.encode()).at(&part.path)?;
         self.indexed_end = self.indexed_end.max(physical_offset + 1);
         Ok(())
     }
@@ -282,18 +294,22 @@ impl<F: Fs> IndexFile<F> {
         Ok(found)
     }
 
-    /// Syncs every index file (store checkpoint).
-    pub fn sync(&self) -> Result<()> {
-        for part in &self.parts {
-            part.file.sync_data().at(&part.path)?;
+    /// Syncs the newest index file if it took entries since its last sync (store checkpoint);
+    /// older files were synced when they filled up.
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(part) = self.parts.last()
+            && self.unsynced
+        {
+            part.write_header_and_sync()?;
         }
+        self.unsynced = false;
         Ok(())
     }
 
     fn add_part(&mut self) -> Result<()> {
         // A full file is synced before the next one starts: only the newest is ever at risk.
         if let Some(previous) = self.parts.last() {
-            previous.file.sync_data().at(&previous.path)?;
+            previous.write_header_and_sync()?;
         }
         let sequence = self.parts.last().map_or(0, |p| p.sequence + 1);
         let path = self.dir.join(file_name(sequence, ""));

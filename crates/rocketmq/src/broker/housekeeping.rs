@@ -4,10 +4,7 @@
 //! `client_scan_interval_ms` the broker drops consumers and producers not heard from for
 //! `client_expiry_ms` and tells the rest of each consumer group to rebalance.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use twinmq_runtime::{Env, Shutdown};
+use twinmq_runtime::Env;
 
 use super::processor::{BrokerProcessor, lock};
 
@@ -35,18 +32,5 @@ impl<E: Env> BrokerProcessor<E> {
             self.notify_group_changed(&name);
         }
         expired
-    }
-}
-
-/// Looks for silent clients every `client_scan_interval_ms` until shutdown.
-pub async fn run<E: Env>(processor: Arc<BrokerProcessor<E>>, shutdown: Shutdown) {
-    let interval = Duration::from_millis(processor.config.client_scan_interval_ms.max(1));
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        processor.expire_silent_clients();
     }
 }

@@ -79,6 +79,10 @@ pub struct BrokerConfig {
     pub client_expiry_ms: i64,
     /// How often silent clients are looked for (RocketMQ's ClientHousekeepingService: 10 s).
     pub client_scan_interval_ms: u64,
+    /// `flushIntervalConsumeQueue`: how often the store syncs its consume queues and index and
+    /// writes its checkpoint, so that recovery after a crash re-dispatches only what came
+    /// after it.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -111,6 +115,7 @@ impl BrokerConfig {
             ha: ha::HaConfig::default(),
             client_expiry_ms: 120_000,
             client_scan_interval_ms: 10_000,
+            checkpoint_interval_ms: 1_000,
         }
     }
 }
@@ -216,10 +221,44 @@ impl<E: Env> Broker<E> {
         ));
         let registration =
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
-        let persisting =
-            tokio::spawn(persist_offsets_periodically(Arc::clone(&processor), shutdown.clone()));
-        let housekeeping =
-            tokio::spawn(housekeeping::run(Arc::clone(&processor), shutdown.clone()));
+        let persisting = tokio::spawn(periodically(
+            processor.config.offsets_persist_interval_ms,
+            shutdown.clone(),
+            {
+                let processor = Arc::clone(&processor);
+                move || {
+                    if let Ok(mut offsets) = processor.offsets.lock()
+                        && let Err(error) = offsets.persist()
+                    {
+                        tracing::error!(%error, "persisting consumer offsets failed");
+                    }
+                }
+            },
+        ));
+        let checkpointing = tokio::spawn(periodically(
+            processor.config.checkpoint_interval_ms,
+            shutdown.clone(),
+            {
+                let processor = Arc::clone(&processor);
+                move || {
+                    if let Ok(mut store) = processor.store.lock()
+                        && let Err(error) = store.checkpoint()
+                    {
+                        tracing::error!(%error, "store checkpoint failed");
+                    }
+                }
+            },
+        ));
+        let housekeeping = tokio::spawn(periodically(
+            processor.config.client_scan_interval_ms,
+            shutdown.clone(),
+            {
+                let processor = Arc::clone(&processor);
+                move || {
+                    processor.expire_silent_clients();
+                }
+            },
+        ));
         // A master schedules, checks transactions and feeds its slaves; a slave only copies.
         let mut tasks = Vec::new();
         match self.ha_listener {
@@ -251,6 +290,7 @@ impl<E: Env> Broker<E> {
         .await;
         let _ = registration.await;
         let _ = persisting.await;
+        let _ = checkpointing.await;
         let _ = housekeeping.await;
         for task in tasks {
             let _ = task.await;
@@ -360,20 +400,15 @@ async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutd
     }
 }
 
-async fn persist_offsets_periodically<E: Env>(
-    processor: Arc<BrokerProcessor<E>>,
-    shutdown: Shutdown,
-) {
+/// Runs `task` every `interval_ms` (at least 1 ms) until `shutdown`.
+async fn periodically(interval_ms: u64, shutdown: Shutdown, mut task: impl FnMut()) {
+    let interval = Duration::from_millis(interval_ms.max(1));
     loop {
         tokio::select! {
             biased;
             () = shutdown.wait() => return,
-            () = tokio::time::sleep(Duration::from_millis(processor.config.offsets_persist_interval_ms)) => {}
+            () = tokio::time::sleep(interval) => {}
         }
-        if let Ok(mut offsets) = processor.offsets.lock()
-            && let Err(error) = offsets.persist()
-        {
-            tracing::error!(%error, "persisting consumer offsets failed");
-        }
+        task();
     }
 }

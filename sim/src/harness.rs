@@ -30,6 +30,10 @@ const DRAIN_POLL: Duration = Duration::from_millis(200);
 const INVARIANTS_EVERY: Duration = Duration::from_millis(20);
 /// How long a supervised server stays down after it stopped on an error.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// Least and most one-way delay of a healthy link, a busy LAN's (turmoil draws each message's
+/// delay between them on an exponential curve, mean ≈ 2 ms); the nemesis slows links further.
+pub const LINK_LATENCY: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_millis(10));
 /// The block size at which writes in flight tear when a host loses power.
 const TORN_WRITE_BLOCK: u64 = 512;
 
@@ -115,7 +119,7 @@ impl fmt::Display for Explained<'_> {
     }
 }
 
-/// A turmoil world for `run`: its seed, 1 ms ticks, a fixed epoch, the simulation limit, and
+/// A turmoil world for `run`: its seed, 1 ms ticks, LAN latency, a fixed epoch, the simulation limit, and
 /// torn writes when its fault family tears them.
 pub fn world<'a>(run: &RunSettings) -> turmoil::Sim<'a> {
     let mut builder = turmoil::Builder::new();
@@ -123,6 +127,8 @@ pub fn world<'a>(run: &RunSettings) -> turmoil::Sim<'a> {
         .rng_seed(run.seed)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         .tick_duration(Duration::from_millis(1))
+        .min_message_latency(LINK_LATENCY.0)
+        .max_message_latency(LINK_LATENCY.1)
         .simulation_duration(SIMULATION_LIMIT);
     if run.faults.tears_writes() {
         builder.fs().block_size(TORN_WRITE_BLOCK);
@@ -167,6 +173,32 @@ pub fn serve<S, Fut>(
             }
         }
     });
+}
+
+/// How long the workload spreads its sends over, whatever their number: the messages keep
+/// flowing while the nemesis acts, instead of all going out before its first fault.
+pub const SEND_WINDOW: Duration = Duration::from_secs(20);
+
+/// Spreads one sender's sends evenly over [`SEND_WINDOW`] of simulated time.
+#[derive(Debug)]
+pub struct Pacer {
+    start: tokio::time::Instant,
+    interval: Duration,
+    due: u32,
+}
+
+impl Pacer {
+    /// A pacer for `count` sends, starting now.
+    pub fn new(count: usize) -> Self {
+        let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+        Self { start: tokio::time::Instant::now(), interval: SEND_WINDOW / count, due: 0 }
+    }
+
+    /// Waits until the next send is due (not at all when the sender is behind).
+    pub async fn next(&mut self) {
+        tokio::time::sleep_until(self.start + self.interval * self.due).await;
+        self.due += 1;
+    }
 }
 
 /// The flags through which the workload and the harness hand over: the workload raises

@@ -3,8 +3,9 @@
 //! our own client; a nemesis from the seed; then every fault healed, every partition drained,
 //! and the history judged by [`crate::checker`].
 //!
-//! Each key's messages are sent one at a time, the next after the last was answered (many keys
-//! at once, so batches still form); a send counts as acknowledged only when the producer's
+//! Each key's messages are sent one at a time, the next after the last was answered and not
+//! before its turn (a [`Pacer`] spreads them over the send window; many keys at once, so
+//! batches still form); a send counts as acknowledged only when the producer's
 //! future resolves with an offset. The consumer group commits as it goes, so a rebalance or a
 //! coordinator move resumes from a commit and re-delivers what came after it.
 
@@ -23,7 +24,7 @@ use twinmq_kafka::{Broker, BrokerConfig, ControllerLocation};
 use twinmq_runtime::{Env, Shutdown, SimEnv};
 use twinmq_storage::{FlushPolicy, LogConfig};
 
-use crate::harness::{self, APP, Phases};
+use crate::harness::{self, APP, Pacer, Phases};
 pub use crate::harness::{RunSettings, SimOutcome};
 use crate::history::{Event, History};
 use crate::invariants::KafkaInvariants;
@@ -233,7 +234,9 @@ async fn workload(sim: KafkaSim, history: History, phases: Phases) -> turmoil::R
                 .filter(|id| id % u64::from(sim.keys) == u64::from(key))
                 .collect();
             senders.push(tokio::spawn(async move {
+                let mut pacer = Pacer::new(ids.len());
                 for id in ids {
+                    pacer.next().await;
                     if !send(&producer, &history, producer_index, key, id).await {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }

@@ -1,7 +1,8 @@
 //! The nemesis: faults drawn from the seed and applied between simulation steps — power-offs
-//! and restarts of any server, network partitions between any two hosts, full and failing
+//! and restarts of any server; partitions between two hosts, between random halves of the
+//! cluster, around one server, or one way only; held, slow and flaky links; full and failing
 //! disks — until the harness asks it to heal everything. A [`FaultFamily`] says which kinds a
-//! run draws.
+//! run draws; each fault, once applied, may be undone by a later step.
 //!
 //! A power-off cuts the host off from every other host *before* its runtime is dropped: tokio
 //! drops a runtime's tasks in an order set by process-wide task ids (which other simulations
@@ -9,12 +10,16 @@
 //! to stay a function of its seed. Peers see silence, as after a real power loss, and unsynced
 //! writes are lost (turmoil's file system).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use rand::Rng as _;
 use twinmq_runtime::{DiskFaults, Rng};
+
+use link::{LinkFault, Pair, pair};
+
+pub mod link;
 
 /// Least and most simulated time between two faults.
 const FAULT_GAP_MS: (u64, u64) = (300, 3_000);
@@ -24,13 +29,14 @@ const FAULT_GAP_MS: (u64, u64) = (300, 3_000);
 pub enum FaultFamily {
     /// No faults at all.
     None,
-    /// Network partitions between any two hosts (the application's too).
+    /// Link faults between hosts (the application's too): partitions of every shape, held,
+    /// slow and flaky links.
     Network,
     /// Power-offs and restarts of servers; writes tear at 512-byte blocks when power goes.
     Crash,
     /// Disks that fill up or fail (and recover), with power-offs and torn writes.
     Disk,
-    /// Partitions and power-offs together (writes are atomic).
+    /// Link faults and power-offs together (writes are atomic).
     Mixed,
 }
 
@@ -72,11 +78,43 @@ impl fmt::Display for FaultFamily {
 }
 
 /// What the nemesis does next when it does not heal.
+#[derive(Clone, Copy)]
 enum Kind {
     PowerOff,
-    Partition,
+    Link(LinkKind),
     DiskFull,
     DiskFailing,
+}
+
+/// The shapes of link fault.
+#[derive(Clone, Copy)]
+enum LinkKind {
+    /// Two hosts cut apart.
+    Partition,
+    /// Every host on one side of a random split cut from every host on the other.
+    Split,
+    /// One server cut from everyone.
+    Isolate,
+    /// Two hosts, cut one way.
+    OneWay,
+    /// A link that holds its messages.
+    Hold,
+    /// A slow link.
+    Slow,
+    /// A flaky link.
+    Flaky,
+}
+
+impl LinkKind {
+    const ALL: [Self; 7] = [
+        Self::Partition,
+        Self::Split,
+        Self::Isolate,
+        Self::OneWay,
+        Self::Hold,
+        Self::Slow,
+        Self::Flaky,
+    ];
 }
 
 /// One thing the nemesis did.
@@ -86,10 +124,10 @@ pub enum Fault {
     PowerOff(String),
     /// A host came back (its software restarted from its disk).
     PowerOn(String),
-    /// Two hosts stopped hearing each other.
-    Partition(String, String),
-    /// Two hosts hear each other again.
-    Repair(String, String),
+    /// Links failed, as described.
+    LinksBroke(String),
+    /// The links of an earlier fault work again.
+    LinksMended(String),
     /// A host's disk filled up: writes fail with ENOSPC.
     DiskFull(String),
     /// A host's disk started failing: writes and syncs fail with EIO.
@@ -103,13 +141,21 @@ impl fmt::Display for Fault {
         match self {
             Self::PowerOff(host) => write!(f, "power-off {host}"),
             Self::PowerOn(host) => write!(f, "power-on {host}"),
-            Self::Partition(a, b) => write!(f, "partition {a} {b}"),
-            Self::Repair(a, b) => write!(f, "repair {a} {b}"),
+            Self::LinksBroke(what) => f.write_str(what),
+            Self::LinksMended(what) => write!(f, "mend {what}"),
             Self::DiskFull(host) => write!(f, "disk-full {host}"),
             Self::DiskFailing(host) => write!(f, "disk-failing {host}"),
             Self::DiskHealed(host) => write!(f, "disk-healed {host}"),
         }
     }
+}
+
+/// A fault in force, which a later step may undo.
+#[derive(Debug)]
+enum Active {
+    Down(String),
+    Sick(String),
+    Links { what: String, pairs: Vec<Pair> },
 }
 
 /// Faults for one run.
@@ -121,14 +167,14 @@ pub struct Nemesis {
     disks: Vec<DiskFaults>,
     app: String,
     next_at: Duration,
+    active: Vec<Active>,
     down: BTreeSet<String>,
-    cut: BTreeSet<(String, String)>,
-    sick: BTreeSet<String>,
+    links: BTreeMap<Pair, LinkFault>,
 }
 
 impl Nemesis {
     /// A nemesis drawing `family`'s faults for `servers` (which it may power off, and whose
-    /// disks it may break) and the application host `app` (which it only partitions).
+    /// disks it may break) and the application host `app` (whose links it may break).
     pub fn new(
         seed: u64,
         family: FaultFamily,
@@ -145,14 +191,19 @@ impl Nemesis {
             disks,
             app,
             next_at: first,
+            active: Vec::new(),
             down: BTreeSet::new(),
-            cut: BTreeSet::new(),
-            sick: BTreeSet::new(),
+            links: BTreeMap::new(),
         }
     }
 
     fn disk(&self, host: &str) -> Option<&DiskFaults> {
         self.servers.iter().position(|s| s == host).map(|i| &self.disks[i])
+    }
+
+    /// Every host: the servers, then the application.
+    fn everyone(&self) -> Vec<String> {
+        self.servers.iter().chain(std::iter::once(&self.app)).cloned().collect()
     }
 
     /// Acts if its next fault is due: returns what it did.
@@ -162,27 +213,18 @@ impl Nemesis {
         }
         let gap = self.rng.random_range(FAULT_GAP_MS.0..=FAULT_GAP_MS.1);
         self.next_at = sim.elapsed() + Duration::from_millis(gap);
-        let heal = (!self.down.is_empty() || !self.cut.is_empty() || !self.sick.is_empty())
-            && self.rng.random_bool(0.5);
-        if heal {
-            let downs: Vec<String> = self.down.iter().cloned().collect();
-            let cuts: Vec<(String, String)> = self.cut.iter().cloned().collect();
-            let sick: Vec<String> = self.sick.iter().cloned().collect();
-            let pick = self.rng.random_range(0..downs.len() + cuts.len() + sick.len());
-            return Some(if let Some(host) = downs.get(pick) {
-                self.power_on(sim, host.clone())
-            } else if let Some((a, b)) = cuts.get(pick - downs.len()) {
-                self.repair(sim, a.clone(), b.clone())
-            } else {
-                self.heal_disk(sick[pick - downs.len() - cuts.len()].clone())
-            });
+        if !self.active.is_empty() && self.rng.random_bool(0.5) {
+            let pick = self.rng.random_range(0..self.active.len());
+            let undone = self.active.remove(pick);
+            return Some(self.undo(sim, undone));
         }
         let kind = match self.family {
             FaultFamily::None => return None,
-            FaultFamily::Network => Kind::Partition,
             FaultFamily::Crash => Kind::PowerOff,
             FaultFamily::Mixed if self.rng.random_bool(0.5) => Kind::PowerOff,
-            FaultFamily::Mixed => Kind::Partition,
+            FaultFamily::Network | FaultFamily::Mixed => {
+                Kind::Link(LinkKind::ALL[self.rng.random_range(0..LinkKind::ALL.len())])
+            }
             FaultFamily::Disk => match self.rng.random_range(0..3) {
                 0 => Kind::PowerOff,
                 1 => Kind::DiskFull,
@@ -197,11 +239,16 @@ impl Nemesis {
                 Some(self.power_off(sim, host))
             }
             Kind::DiskFull | Kind::DiskFailing => {
+                let sick: BTreeSet<&String> = self
+                    .active
+                    .iter()
+                    .filter_map(|a| if let Active::Sick(h) = a { Some(h) } else { None })
+                    .collect();
                 let healthy: Vec<&String> =
-                    self.servers.iter().filter(|s| !self.sick.contains(*s)).collect();
+                    self.servers.iter().filter(|s| !sick.contains(s)).collect();
                 let host = healthy.get(self.rng.random_range(0..healthy.len().max(1)))?.to_string();
                 let disk = self.disk(&host)?.clone();
-                self.sick.insert(host.clone());
+                self.active.push(Active::Sick(host.clone()));
                 Some(if matches!(kind, Kind::DiskFull) {
                     disk.set_full(true);
                     Fault::DiskFull(host)
@@ -210,78 +257,124 @@ impl Nemesis {
                     Fault::DiskFailing(host)
                 })
             }
-            Kind::Partition => {
-                let everyone: Vec<String> =
-                    self.servers.iter().chain(std::iter::once(&self.app)).cloned().collect();
-                let a = everyone[self.rng.random_range(0..everyone.len())].clone();
-                let b = everyone[self.rng.random_range(0..everyone.len())].clone();
-                let pair = ordered(a, b);
-                if pair.0 == pair.1 || self.cut.contains(&pair) {
+            Kind::Link(shape) => self.break_links(sim, shape),
+        }
+    }
+
+    /// Draws and applies a link fault of `shape`; `None` when the draw found no link free of
+    /// faults between running hosts.
+    fn break_links(&mut self, sim: &mut turmoil::Sim<'_>, shape: LinkKind) -> Option<Fault> {
+        let everyone = self.everyone();
+        let draw = |rng: &mut Rng| everyone[rng.random_range(0..everyone.len())].clone();
+        let (what, faults): (String, Vec<(Pair, LinkFault)>) = match shape {
+            LinkKind::Split => {
+                let (side, other): (Vec<String>, Vec<String>) =
+                    everyone.iter().cloned().partition(|_| self.rng.random_bool(0.5));
+                let cross = side.iter().flat_map(|a| other.iter().map(|b| pair(a, b)));
+                let what = format!("split [{}] | [{}]", side.join(" "), other.join(" "));
+                (what, cross.map(|p| (p, LinkFault::Cut)).collect())
+            }
+            LinkKind::Isolate => {
+                let host = self.servers[self.rng.random_range(0..self.servers.len())].clone();
+                let around = everyone.iter().filter(|h| **h != host).map(|h| pair(&host, h));
+                (format!("isolate {host}"), around.map(|p| (p, LinkFault::Cut)).collect())
+            }
+            LinkKind::Partition
+            | LinkKind::OneWay
+            | LinkKind::Hold
+            | LinkKind::Slow
+            | LinkKind::Flaky => {
+                let (a, b) = (draw(&mut self.rng), draw(&mut self.rng));
+                if a == b || self.down.contains(&a) || self.down.contains(&b) {
                     return None;
                 }
-                sim.partition(pair.0.as_str(), pair.1.as_str());
-                self.cut.insert(pair.clone());
-                Some(Fault::Partition(pair.0, pair.1))
+                let (fault, what) = match shape {
+                    LinkKind::Partition => (LinkFault::Cut, format!("partition {a} {b}")),
+                    LinkKind::OneWay => {
+                        (LinkFault::OneWay { from: a.clone() }, format!("partition {a} -> {b}"))
+                    }
+                    LinkKind::Hold => (LinkFault::Held, format!("hold {a} {b}")),
+                    LinkKind::Slow => (LinkFault::Slow, format!("slow {a} {b}")),
+                    _ => (LinkFault::Flaky, format!("flaky {a} {b}")),
+                };
+                (what, vec![(pair(&a, &b), fault)])
+            }
+        };
+        let free: Vec<(Pair, LinkFault)> =
+            faults.into_iter().filter(|(p, _)| !self.links.contains_key(p)).collect();
+        if free.is_empty() {
+            return None;
+        }
+        let mut pairs = Vec::with_capacity(free.len());
+        for (link, fault) in free {
+            fault.apply(sim, &link);
+            self.links.insert(link.clone(), fault);
+            pairs.push(link);
+        }
+        self.active.push(Active::Links { what: what.clone(), pairs });
+        Some(Fault::LinksBroke(what))
+    }
+
+    /// Undoes one fault in force.
+    fn undo(&mut self, sim: &mut turmoil::Sim<'_>, fault: Active) -> Fault {
+        match fault {
+            Active::Down(host) => self.power_on(sim, host),
+            Active::Sick(host) => {
+                if let Some(disk) = self.disk(&host) {
+                    disk.set_full(false);
+                    disk.set_failing(false);
+                }
+                Fault::DiskHealed(host)
+            }
+            Active::Links { what, pairs } => {
+                for link in pairs {
+                    if let Some(fault) = self.links.remove(&link) {
+                        // A powered-off end stays cut off until it powers on.
+                        let up = !self.down.contains(&link.0) && !self.down.contains(&link.1);
+                        fault.restore(sim, &link, up);
+                    }
+                }
+                Fault::LinksMended(what)
             }
         }
     }
 
-    /// Powers every host back on and repairs every link; returns what it did.
+    /// Powers every host back on, mends every link and heals every disk; returns what it did.
     pub fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>) -> Vec<Fault> {
-        let mut healed = Vec::new();
-        for host in self.down.clone() {
-            healed.push(self.power_on(sim, host));
-        }
-        for (a, b) in self.cut.clone() {
-            healed.push(self.repair(sim, a, b));
-        }
-        for host in self.sick.clone() {
-            healed.push(self.heal_disk(host));
-        }
-        healed
-    }
-
-    fn heal_disk(&mut self, host: String) -> Fault {
-        if let Some(disk) = self.disk(&host) {
-            disk.set_full(false);
-            disk.set_failing(false);
-        }
-        self.sick.remove(&host);
-        Fault::DiskHealed(host)
+        let mut active = std::mem::take(&mut self.active);
+        // Power first, so that mending a link finds both its ends up.
+        active.sort_by_key(|a| !matches!(a, Active::Down(_)));
+        active.into_iter().map(|fault| self.undo(sim, fault)).collect()
     }
 
     fn power_off(&mut self, sim: &mut turmoil::Sim<'_>, host: String) -> Fault {
-        for peer in self.servers.iter().chain(std::iter::once(&self.app)) {
-            if *peer != host {
+        for peer in self.everyone() {
+            if peer != host {
                 sim.partition(host.as_str(), peer.as_str());
             }
         }
         sim.crash(host.as_str());
         self.down.insert(host.clone());
+        self.active.push(Active::Down(host.clone()));
         Fault::PowerOff(host)
     }
 
     fn power_on(&mut self, sim: &mut turmoil::Sim<'_>, host: String) -> Fault {
         sim.bounce(host.as_str());
-        for peer in self.servers.iter().chain(std::iter::once(&self.app)) {
-            if *peer != host && !self.cut.contains(&ordered(host.clone(), peer.clone())) {
-                sim.repair(host.as_str(), peer.as_str());
+        self.down.remove(&host);
+        for peer in self.everyone() {
+            if peer == host || self.down.contains(&peer) {
+                continue;
+            }
+            match self.links.get(&pair(&host, &peer)) {
+                Some(LinkFault::Cut) => {}
+                Some(fault) if fault.blocks() => {
+                    sim.repair(host.as_str(), peer.as_str());
+                    fault.apply(sim, &pair(&host, &peer));
+                }
+                _ => sim.repair(host.as_str(), peer.as_str()),
             }
         }
-        self.down.remove(&host);
         Fault::PowerOn(host)
     }
-
-    fn repair(&mut self, sim: &mut turmoil::Sim<'_>, a: String, b: String) -> Fault {
-        self.cut.remove(&(a.clone(), b.clone()));
-        // A powered-off end stays cut off until it powers on.
-        if !self.down.contains(&a) && !self.down.contains(&b) {
-            sim.repair(a.as_str(), b.as_str());
-        }
-        Fault::Repair(a, b)
-    }
-}
-
-fn ordered(a: String, b: String) -> (String, String) {
-    if a <= b { (a, b) } else { (b, a) }
 }

@@ -24,7 +24,7 @@ use twinmq_rocketmq::remoting::{RemotingClient, RemotingCommand, request_code};
 use twinmq_runtime::{Env, Shutdown, SimEnv};
 use twinmq_storage::{CommitLogConfig, FlushPolicy};
 
-use crate::harness::{self, APP, Phases};
+use crate::harness::{self, APP, Pacer, Phases};
 pub use crate::harness::{RunSettings, SimOutcome};
 use crate::history::{Event, History};
 use crate::invariants::RocketmqInvariants;
@@ -90,8 +90,10 @@ fn broker_config(sim: &RocketmqSim, group: &str, slave: bool) -> BrokerConfig {
     config.store = CommitLogConfig {
         file_bytes: 1 << 20,
         consume_queue_entries_per_file: 4_096,
-        index_slots: 1_024,
-        index_entries_max: 4_096,
+        // Small key-index files: each fills (and is synced) every 64 keyed messages, which
+        // keeps the unsynced writes turmoil's file system replays on every read few.
+        index_slots: 64,
+        index_entries_max: 64,
         flush: sim.flush,
         ..config.store
     };
@@ -260,9 +262,12 @@ async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil
         let sim = sim.clone();
         producers.push(tokio::spawn(async move {
             let producer = Producer::start(env, config, "sim-producers").await;
-            let ids = (0..sim.run.messages)
-                .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index));
+            let ids: Vec<u64> = (0..sim.run.messages)
+                .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index))
+                .collect();
+            let mut pacer = Pacer::new(ids.len());
             for id in ids {
+                pacer.next().await;
                 let key = u32::try_from(id % u64::from(sim.keys)).unwrap_or(0);
                 let queue = &queues[key as usize % queues.len()];
                 history.record(Event::Send { producer: producer_index, id, key });

@@ -16,7 +16,7 @@ use crate::history::{Event, History, Record};
 use crate::invariants::Invariants;
 use crate::nemesis::{FaultFamily, Nemesis};
 use crate::trace::TraceHash;
-use twinmq_runtime::{DiskFaults, SimEnv};
+use twinmq_runtime::{Clock, DiskFaults, SimEnv};
 
 /// The longest simulated time a run may take before turmoil stops it as hung.
 pub const SIMULATION_LIMIT: Duration = Duration::from_secs(900);
@@ -182,22 +182,35 @@ pub const SEND_WINDOW: Duration = Duration::from_secs(20);
 /// Spreads one sender's sends evenly over [`SEND_WINDOW`] of simulated time.
 #[derive(Debug)]
 pub struct Pacer {
-    start: tokio::time::Instant,
-    interval: Duration,
-    due: u32,
+    clock: Clock,
+    start_ms: i64,
+    interval_ms: i64,
+    due: i64,
 }
 
 impl Pacer {
-    /// A pacer for `count` sends, starting now.
-    pub fn new(count: usize) -> Self {
-        let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
-        Self { start: tokio::time::Instant::now(), interval: SEND_WINDOW / count, due: 0 }
+    /// A pacer for `count` sends, starting now on `clock`.
+    pub fn new(count: usize, clock: &Clock) -> Self {
+        let count = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
+        let window_ms = i64::try_from(SEND_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            clock: clock.clone(),
+            start_ms: clock.now_ms(),
+            interval_ms: window_ms / count,
+            due: 0,
+        }
     }
 
     /// Waits until the next send is due (not at all when the sender is behind).
     pub async fn next(&mut self) {
-        tokio::time::sleep_until(self.start + self.interval * self.due).await;
+        let due_ms = self.start_ms + self.interval_ms * self.due;
         self.due += 1;
+        let wait_ms = due_ms - self.clock.now_ms();
+        if let Ok(wait_ms) = u64::try_from(wait_ms)
+            && wait_ms > 0
+        {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        }
     }
 }
 

@@ -230,11 +230,12 @@ async fn workload(sim: KafkaSim, history: History, phases: Phases) -> turmoil::R
         let keys = (0..sim.keys).filter(|key| key % sim.producers == producer_index);
         for key in keys {
             let (producer, history) = (Arc::clone(&producer), history.clone());
+            let clock = env.clock().clone();
             let ids: Vec<u64> = (0..sim.run.messages)
                 .filter(|id| id % u64::from(sim.keys) == u64::from(key))
                 .collect();
             senders.push(tokio::spawn(async move {
-                let mut pacer = Pacer::new(ids.len());
+                let mut pacer = Pacer::new(ids.len(), &clock);
                 for id in ids {
                     pacer.next().await;
                     if !send(&producer, &history, producer_index, key, id).await {

@@ -261,11 +261,12 @@ async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil
         let config = client(&format!("producer-{producer_index}"));
         let sim = sim.clone();
         producers.push(tokio::spawn(async move {
+            let clock = env.clock().clone();
             let producer = Producer::start(env, config, "sim-producers").await;
             let ids: Vec<u64> = (0..sim.run.messages)
                 .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index))
                 .collect();
-            let mut pacer = Pacer::new(ids.len());
+            let mut pacer = Pacer::new(ids.len(), &clock);
             for id in ids {
                 pacer.next().await;
                 let key = u32::try_from(id % u64::from(sim.keys)).unwrap_or(0);

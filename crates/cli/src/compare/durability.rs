@@ -132,9 +132,10 @@ fn method(results: &[ConfigurationResult], sweep: &Sweep) -> String {
         "Swept: seeds {}..{} of each configuration under each fault family ({}; seeds end \
          excluded, as `twinmq sim --seeds` takes them{budget}), {} messages a seed. The \
          nemesis acts at random until every message is answered, then heals and the consumers \
-         drain: network partitions between any two hosts (network); power-offs and restarts of \
-         servers, writes torn at 512-byte blocks (crash); full and failing disks with \
-         power-offs and torn writes (disk); partitions and power-offs together (mixed). \
+         drain: link faults between hosts — partitions of two hosts, of random halves, around \
+         one server, one way; held, slow and flaky links (network); power-offs and restarts \
+         of servers, writes torn at 512-byte blocks (crash); full and failing disks with \
+         power-offs and torn writes (disk); link faults and power-offs together (mixed). \
          Configurations are the simulator's presets ({}); a seed replays with `twinmq sim \
          --model M --preset P --faults F --seed N --messages {}`. Unavailability: simulated \
          time, while the faults acted, in stretches of a second or more in which no send was \

@@ -298,13 +298,8 @@ impl<F: Fs> LogSegment<F> {
 
     /// Syncs each index written since it was last synced or handed to a flush.
     pub(crate) fn sync_written_indexes(&mut self) -> Result<()> {
-        if self.offset_index.take_unsynced().is_some() {
-            self.offset_index.sync()?;
-        }
-        if self.time_index.take_unsynced().is_some() {
-            self.time_index.sync()?;
-        }
-        Ok(())
+        self.offset_index.sync_if_written()?;
+        self.time_index.sync_if_written()
     }
 
     /// The index files written since they were last synced or handed to a flush.

@@ -102,6 +102,11 @@ impl<F: Fs, E: IndexEntry> SparseIndex<F, E> {
         Ok(())
     }
 
+    /// Syncs the file if it was written since the last sync or flush.
+    pub fn sync_if_written(&mut self) -> Result<()> {
+        if self.unsynced { self.sync() } else { Ok(()) }
+    }
+
     /// The file, for a flush that syncs it without holding the index, when it was written
     /// since the last sync or flush (`None` otherwise).
     pub fn take_unsynced(&mut self) -> Option<Arc<F::File>> {

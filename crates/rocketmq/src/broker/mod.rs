@@ -221,44 +221,15 @@ impl<E: Env> Broker<E> {
         ));
         let registration =
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
-        let persisting = tokio::spawn(periodically(
-            processor.config.offsets_persist_interval_ms,
-            shutdown.clone(),
-            {
-                let processor = Arc::clone(&processor);
-                move || {
-                    if let Ok(mut offsets) = processor.offsets.lock()
-                        && let Err(error) = offsets.persist()
-                    {
-                        tracing::error!(%error, "persisting consumer offsets failed");
-                    }
-                }
-            },
-        ));
-        let checkpointing = tokio::spawn(periodically(
-            processor.config.checkpoint_interval_ms,
-            shutdown.clone(),
-            {
-                let processor = Arc::clone(&processor);
-                move || {
-                    if let Ok(mut store) = processor.store.lock()
-                        && let Err(error) = store.checkpoint()
-                    {
-                        tracing::error!(%error, "store checkpoint failed");
-                    }
-                }
-            },
-        ));
-        let housekeeping = tokio::spawn(periodically(
-            processor.config.client_scan_interval_ms,
-            shutdown.clone(),
-            {
-                let processor = Arc::clone(&processor);
-                move || {
-                    processor.expire_silent_clients();
-                }
-            },
-        ));
+        let every = |interval_ms: u64, task: fn(&BrokerProcessor<E>)| {
+            tokio::spawn(periodically(Arc::clone(&processor), interval_ms, shutdown.clone(), task))
+        };
+        let config = &processor.config;
+        let persisting = every(config.offsets_persist_interval_ms, persist_offsets);
+        let checkpointing = every(config.checkpoint_interval_ms, checkpoint_store);
+        let housekeeping = every(config.client_scan_interval_ms, |processor| {
+            processor.expire_silent_clients();
+        });
         // A master schedules, checks transactions and feeds its slaves; a slave only copies.
         let mut tasks = Vec::new();
         match self.ha_listener {
@@ -400,8 +371,13 @@ async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutd
     }
 }
 
-/// Runs `task` every `interval_ms` (at least 1 ms) until `shutdown`.
-async fn periodically(interval_ms: u64, shutdown: Shutdown, mut task: impl FnMut()) {
+/// Runs `task` on the broker every `interval_ms` (at least 1 ms) until `shutdown`.
+async fn periodically<E: Env>(
+    processor: Arc<BrokerProcessor<E>>,
+    interval_ms: u64,
+    shutdown: Shutdown,
+    task: fn(&BrokerProcessor<E>),
+) {
     let interval = Duration::from_millis(interval_ms.max(1));
     loop {
         tokio::select! {
@@ -409,6 +385,24 @@ async fn periodically(interval_ms: u64, shutdown: Shutdown, mut task: impl FnMut
             () = shutdown.wait() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        task();
+        task(&processor);
+    }
+}
+
+/// Writes the consumer offsets (`flushConsumerOffsetInterval`); a failure is logged.
+fn persist_offsets<E: Env>(processor: &BrokerProcessor<E>) {
+    if let Ok(mut offsets) = processor.offsets.lock()
+        && let Err(error) = offsets.persist()
+    {
+        tracing::error!(%error, "persisting consumer offsets failed");
+    }
+}
+
+/// Checkpoints the store (`flushIntervalConsumeQueue`); a failure is logged.
+fn checkpoint_store<E: Env>(processor: &BrokerProcessor<E>) {
+    if let Ok(mut store) = processor.store.lock()
+        && let Err(error) = store.checkpoint()
+    {
+        tracing::error!(%error, "store checkpoint failed");
     }
 }

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use twinmq_runtime::Fs;
 
 use crate::entry::NewEntry;
+use crate::entry_cursor::{EntryCursor, READ_WINDOW_MAX_BYTES};
 use crate::error::{IoContext, Result};
 use crate::log::Log;
 use crate::log_segment::LogSegment;
@@ -42,9 +43,8 @@ impl<F: Fs> Log<F> {
     pub fn compact(&mut self) -> Result<CompactionReport> {
         let mut newest: BTreeMap<Bytes, u64> = BTreeMap::new();
         for segment in self.segments.values() {
-            let mut position = 0;
-            while let Some(entry) = segment.entry_at(position)? {
-                position += entry.size;
+            let mut cursor = EntryCursor::new(0, READ_WINDOW_MAX_BYTES);
+            while let Some(entry) = segment.next_entry(&mut cursor)? {
                 if let Some(key) = entry.key {
                     newest.insert(key, entry.offset);
                 }
@@ -72,9 +72,8 @@ impl<F: Fs> Log<F> {
         let Some(segment) = self.segments.get(&base) else { return Ok(()) };
         let mut kept = Vec::new();
         let mut removed = 0u64;
-        let mut position = 0;
-        while let Some(entry) = segment.entry_at(position)? {
-            position += entry.size;
+        let mut cursor = EntryCursor::new(0, READ_WINDOW_MAX_BYTES);
+        while let Some(entry) = segment.next_entry(&mut cursor)? {
             let superseded = entry
                 .key
                 .as_ref()

@@ -21,6 +21,7 @@ use twinmq_runtime::{Clock, Fs};
 
 use crate::config::CommitLogConfig;
 use crate::entry::{self, Decoded, ENTRY_HEADER_BYTES};
+use crate::entry_cursor::EntryCursor;
 use crate::error::{Result, StorageError};
 use crate::flush::{DurableWatermark, FlushPlan, Flushable};
 use crate::message::{NewMessage, StoredMessage};
@@ -222,37 +223,23 @@ impl<F: Fs> CommitLog<F> {
         let (base, file) =
             self.files.range(..=from).next_back().ok_or_else(|| self.out_of_range(from))?;
         let position = from - base;
-        let available = file.position_written().saturating_sub(position);
-        if available == 0 {
+        if position >= file.position_written() {
             return Err(self.out_of_range(from));
         }
-        let data = file.read(position, available)?;
-        let (mut cursor, mut next) = (0u64, from);
-        while cursor < available {
-            let at = usize::try_from(cursor).unwrap_or(usize::MAX);
-            match entry::decode(&data.slice(at..)) {
-                Decoded::Entry(found) if found.padding => {
-                    cursor += ENTRY_HEADER_BYTES as u64;
-                    next = base + self.config.file_bytes;
-                    break;
-                }
-                Decoded::Entry(found) => {
-                    if cursor > 0 && cursor + found.size > bytes_max {
-                        break;
-                    }
-                    cursor += found.size;
-                    next = from + cursor;
-                }
-                other => {
-                    return Err(StorageError::Corrupt {
-                        path: file.path().to_owned(),
-                        position: position + cursor,
-                        reason: format!("no whole entry where a slave reads: {other:?}"),
-                    });
-                }
+        let mut cursor = EntryCursor::new(position, bytes_max);
+        let mut next = from;
+        while let Some((before, found)) = cursor.next_entry(file)? {
+            if found.padding {
+                // The padding's header is all a slave needs to close its file the same way.
+                let bytes = cursor.bytes(file, position, before + ENTRY_HEADER_BYTES as u64)?;
+                return Ok(Some((bytes, base + self.config.file_bytes)));
             }
+            if before > position && cursor.position() - position > bytes_max {
+                break;
+            }
+            next = base + cursor.position();
         }
-        Ok(Some((data.slice(..usize::try_from(cursor).unwrap_or(usize::MAX)), next)))
+        Ok(Some((cursor.bytes(file, position, next - base)?, next)))
     }
 
     /// Appends what a master's [`CommitLog::read_replica`] returned for `from`, which must be

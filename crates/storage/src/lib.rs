@@ -29,6 +29,7 @@ pub mod consume_queue;
 pub mod dispatcher;
 pub mod dump;
 pub mod entry;
+pub mod entry_cursor;
 pub mod error;
 pub mod flush;
 pub mod index_file;

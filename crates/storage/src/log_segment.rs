@@ -12,7 +12,8 @@ use std::path::Path;
 
 use twinmq_runtime::Fs;
 
-use crate::entry::{self, Decoded, ENTRY_LENGTH_PREFIX_BYTES, Entry};
+use crate::entry::Entry;
+use crate::entry_cursor::{EntryCursor, READ_WINDOW_MAX_BYTES, READ_WINDOW_MIN_BYTES};
 use crate::error::{Result, StorageError};
 use crate::offset_index::{self, OffsetIndex, OffsetPosition};
 use crate::segment::{Segment, file_name};
@@ -145,8 +146,10 @@ impl<F: Fs> LogSegment<F> {
         self.timestamp_max_ms = i64::MIN;
         self.timestamp_max_relative = 0;
         self.bytes_since_index_entry = 0;
-        let mut position = 0;
-        while let Some(entry) = self.entry_at(position)? {
+        let mut cursor = EntryCursor::new(0, READ_WINDOW_MAX_BYTES);
+        loop {
+            let position = cursor.position();
+            let Some(entry) = self.next_entry(&mut cursor)? else { break };
             if self.bytes_since_index_entry >= index_interval_bytes && position > 0 {
                 offsets.push(OffsetPosition {
                     relative_offset: self.relative(entry.offset),
@@ -163,7 +166,6 @@ impl<F: Fs> LogSegment<F> {
                 }
             }
             self.observe(&EncodedMeta::of(&entry), entry.size);
-            position += entry.size;
         }
         self.offset_index.replace(offsets)?;
         self.time_index.replace(times)
@@ -196,49 +198,42 @@ impl<F: Fs> LogSegment<F> {
             self.timestamp_max_ms = last.timestamp_ms;
             self.timestamp_max_relative = last.relative_offset;
         }
-        let mut position = start;
-        while let Some(entry) = self.entry_at(position)? {
+        let mut cursor = EntryCursor::new(start, READ_WINDOW_MAX_BYTES);
+        while let Some(entry) = self.next_entry(&mut cursor)? {
             self.observe(&EncodedMeta::of(&entry), entry.size);
-            position += entry.size;
         }
         Ok(())
     }
 
     /// The whole entry at `position`, `None` at the end of the data.
     pub(crate) fn entry_at(&self, position: u64) -> Result<Option<Entry>> {
-        let written = self.data.position_written();
-        if position >= written {
-            return Ok(None);
-        }
-        let prefix_bytes = (ENTRY_LENGTH_PREFIX_BYTES as u64).min(written - position);
-        let prefix = self.data.read(position, prefix_bytes)?;
-        let claimed = match prefix.get(8..12) {
-            Some(length) => {
-                u64::from(u32::from_be_bytes([length[0], length[1], length[2], length[3]]))
-                    + ENTRY_LENGTH_PREFIX_BYTES as u64
-            }
-            None => written - position,
-        };
-        let bytes = self.data.read(position, claimed.min(written - position))?;
-        match entry::decode(&bytes) {
-            Decoded::Entry(entry) if !entry.padding => Ok(Some(entry)),
-            other => Err(StorageError::Corrupt {
+        self.next_entry(&mut EntryCursor::new(position, READ_WINDOW_MIN_BYTES))
+    }
+
+    /// The entry at `cursor`, which moves past it; `None` at the end of the data. The data has
+    /// no padding, so a padding entry is corrupt.
+    pub(crate) fn next_entry(&self, cursor: &mut EntryCursor) -> Result<Option<Entry>> {
+        match cursor.next_entry(&self.data)? {
+            Some((position, entry)) if entry.padding => Err(StorageError::Corrupt {
                 path: self.data.path().to_owned(),
                 position,
-                reason: format!("no whole entry below the written end: {other:?}"),
+                reason: "a padding entry in a Kafka-layout log".into(),
             }),
+            found => Ok(found.map(|(_, entry)| entry)),
         }
     }
 
     /// Entries holding `offset` and after it, up to `bytes_max` (always one if any).
     pub(crate) fn read(&self, offset: u64, bytes_max: u64) -> Result<Vec<Entry>> {
         let relative = self.relative(offset.max(self.base_offset()));
-        let mut position =
+        let position =
             u64::from(offset_index::floor_position(self.offset_index.entries(), relative));
+        // The floor entry is at most about an index interval before `offset`.
+        let mut cursor =
+            EntryCursor::new(position, bytes_max.saturating_add(READ_WINDOW_MIN_BYTES));
         let mut entries = Vec::new();
         let mut bytes = 0;
-        while let Some(entry) = self.entry_at(position)? {
-            position += entry.size;
+        while let Some(entry) = self.next_entry(&mut cursor)? {
             if entry.next_offset() <= offset {
                 continue;
             }
@@ -262,13 +257,13 @@ impl<F: Fs> LogSegment<F> {
         let start_offset = time_index::scan_after(self.time_index.entries(), timestamp_ms)
             .map_or(self.base_offset(), |relative| self.base_offset() + u64::from(relative));
         let relative = self.relative(start_offset);
-        let mut position =
+        let position =
             u64::from(offset_index::floor_position(self.offset_index.entries(), relative));
-        while let Some(entry) = self.entry_at(position)? {
+        let mut cursor = EntryCursor::new(position, READ_WINDOW_MIN_BYTES);
+        while let Some(entry) = self.next_entry(&mut cursor)? {
             if entry.timestamp_ms >= timestamp_ms {
                 return Ok(Some(entry));
             }
-            position += entry.size;
         }
         Ok(None)
     }
@@ -276,15 +271,17 @@ impl<F: Fs> LogSegment<F> {
     /// Cuts the segment before the first entry that holds `offset` or comes after it.
     pub(crate) fn truncate_to(&mut self, offset: u64, index_interval_bytes: u64) -> Result<()> {
         let relative = self.relative(offset.max(self.base_offset()));
-        let mut position =
+        let position =
             u64::from(offset_index::floor_position(self.offset_index.entries(), relative));
-        while let Some(entry) = self.entry_at(position)? {
+        let mut cursor = EntryCursor::new(position, READ_WINDOW_MIN_BYTES);
+        let mut cut = position;
+        while let Some(entry) = self.next_entry(&mut cursor)? {
             if entry.next_offset() > offset {
                 break;
             }
-            position += entry.size;
+            cut = cursor.position();
         }
-        self.data.truncate_to(position)?;
+        self.data.truncate_to(cut)?;
         self.rebuild_indexes(index_interval_bytes)
     }
 

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use twinmq_runtime::{File, Fs, OpenMode};
 
 use crate::entry::{self, Decoded, Entry};
+use crate::entry_cursor::EntryCursor;
 use crate::error::{IoContext, Result, StorageError};
 
 /// One data file of entries.
@@ -208,36 +209,18 @@ impl<F: Fs> Segment<F> {
         self.file.read_at(position, to_usize(len)?).at(&self.path)
     }
 
-    /// Reads the whole entries in `[position, position_end)`, at most `bytes_max` of them but
-    /// always at least one. Stops early at a padding entry.
+    /// Reads the whole entries from `position` on, about `bytes_max` of them but always at
+    /// least one. Stops early at a padding entry.
     pub fn read_entries(&self, position: u64, bytes_max: u64) -> Result<Vec<(u64, Entry)>> {
-        let available = self.position_written.saturating_sub(position);
-        if available == 0 {
-            return Ok(Vec::new());
-        }
-        let data = self.read(position, available)?;
+        let mut cursor = EntryCursor::new(position, bytes_max);
         let mut entries = Vec::new();
-        let mut cursor = 0u64;
-        while cursor < available {
-            let rest = data.slice(to_usize(cursor)?..);
-            match entry::decode(&rest) {
-                Decoded::Entry(entry) if entry.padding => break,
-                Decoded::Entry(entry) => {
-                    if !entries.is_empty() && cursor + entry.size > bytes_max {
-                        break;
-                    }
-                    let size = entry.size;
-                    entries.push((position + cursor, entry));
-                    cursor += size;
-                }
-                other => {
-                    return Err(StorageError::Corrupt {
-                        path: self.path.clone(),
-                        position: position + cursor,
-                        reason: format!("unreadable entry below the written end: {other:?}"),
-                    });
-                }
+        let mut bytes = 0u64;
+        while let Some((at, entry)) = cursor.next_entry(self)? {
+            if entry.padding || (!entries.is_empty() && bytes + entry.size > bytes_max) {
+                break;
             }
+            bytes += entry.size;
+            entries.push((at, entry));
         }
         Ok(entries)
     }

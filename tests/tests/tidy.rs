@@ -47,6 +47,16 @@ const EXEMPTIONS: &[(&str, &str, &str)] = &[
     ("crates/storage/tests/", "std::fs", "crash tests damage real files by hand"),
 ];
 
+/// Trees whose code runs inside the simulator, where iteration order must not be random.
+const SIMULATED_TREES: &[&str] = &[
+    "crates/storage/src",
+    "crates/kafka/src",
+    "crates/rocketmq/src",
+    "crates/loadgen/src",
+    "crates/runtime/src/sim",
+    "sim/src",
+];
+
 const LINES_MAX: usize = 600;
 
 fn workspace_root() -> PathBuf {
@@ -110,11 +120,18 @@ fn only_the_runtime_touches_the_outside_world() {
                 }
             }
             let unordered = line.contains("HashMap") || line.contains("HashSet");
-            let deterministic_tree =
-                file.starts_with("crates/storage/src") || file.starts_with("sim/src");
+            let deterministic_tree = SIMULATED_TREES.iter().any(|tree| file.starts_with(tree));
             if unordered && deterministic_tree && !line.contains("// lookup-only:") {
                 violations.push(format!(
                     "{file}:{}: HashMap/HashSet in simulated code needs `// lookup-only:` (or use BTreeMap)",
+                    number + 1
+                ));
+            }
+            let next = text.lines().skip(number + 1).map(str::trim).find(|l| !l.is_empty());
+            if line.contains(&["select", "! {"].concat()) && next != Some("biased;") {
+                violations.push(format!(
+                    "{file}:{}: a select must be `biased;`: an unbiased one picks among ready \
+                     branches with tokio's unseeded generator, so a seed could replay differently",
                     number + 1
                 ));
             }

@@ -351,6 +351,7 @@ async fn stop_on_signal(shutdown: Shutdown) {
         }
     };
     tokio::select! {
+        biased;
         () = terminate => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
     }

@@ -212,6 +212,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
     loop {
         tokio::select! {
+            biased;
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(inner.config.linger_ms.max(1))) => {}
         }

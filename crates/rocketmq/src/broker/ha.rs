@@ -255,6 +255,7 @@ async fn stream_to_slave<E: Env>(
                 Some((bytes, after)) => (std::mem::replace(&mut next, after), bytes),
                 None => {
                     tokio::select! {
+                        biased;
                         () = &mut arrived => continue,
                         () = tokio::time::sleep(heartbeat) => (next, Bytes::new()),
                     }
@@ -269,6 +270,7 @@ async fn stream_to_slave<E: Env>(
         }
     };
     tokio::select! {
+        biased;
         outcome = reading => outcome,
         outcome = writing => outcome,
     }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -262,34 +263,36 @@ async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil
         let sim = sim.clone();
         producers.push(tokio::spawn(async move {
             let clock = env.clock().clone();
-            let producer = Producer::start(env, config, "sim-producers").await;
-            let ids: Vec<u64> = (0..sim.run.messages)
+            let producer = Arc::new(Producer::start(env, config, "sim-producers").await);
+            // One lane per key, as an orderly application sends: a key's messages go one at a
+            // time, in order, to its queue, while the other keys' go on.
+            let mut lanes: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+            for id in (0..sim.run.messages)
                 .filter(|id| id % u64::from(sim.producers) == u64::from(producer_index))
-                .collect();
-            let mut pacer = Pacer::new(ids.len(), &clock);
-            for id in ids {
-                pacer.next().await;
+            {
                 let key = u32::try_from(id % u64::from(sim.keys)).unwrap_or(0);
-                let queue = &queues[key as usize % queues.len()];
-                history.record(Event::Send { producer: producer_index, id, key });
-                let message = Message::new(TOPIC, id.to_string()).with_key(format!("k{key}"));
-                match producer.send_to_queue(&message, queue).await {
-                    Ok(result) if result.status == SendStatus::SendOk => {
-                        history.record(Event::Ack {
-                            id,
-                            queue: format!("{}/{}", queue.broker_name, queue.queue_id),
-                            offset: u64::try_from(result.queue_offset).unwrap_or(0),
-                        });
-                    }
-                    Ok(result) => history
-                        .record(Event::SendFailed { id, reason: format!("{:?}", result.status) }),
-                    Err(error) => {
-                        history.record(Event::SendFailed { id, reason: error.to_string() });
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+                lanes.entry(key).or_default().push(id);
             }
-            producer.shutdown().await;
+            let lanes: Vec<_> = lanes
+                .into_iter()
+                .map(|(key, ids)| {
+                    let lane = Lane {
+                        producer: Arc::clone(&producer),
+                        producer_index,
+                        key,
+                        queue: queues[key as usize % queues.len()].clone(),
+                        history: history.clone(),
+                    };
+                    let pacer = Pacer::new(ids.len(), &clock);
+                    tokio::spawn(lane.send_all(ids, pacer))
+                })
+                .collect();
+            for lane in lanes {
+                let _ = lane.await;
+            }
+            if let Ok(producer) = Arc::try_unwrap(producer) {
+                producer.shutdown().await;
+            }
         }));
     }
     for producer in producers {
@@ -299,4 +302,39 @@ async fn workload(sim: RocketmqSim, history: History, phases: Phases) -> turmoil
     harness::drain(&history).await;
     consumer.shutdown().await;
     Ok(())
+}
+
+/// The sends of one key from one producer, one at a time.
+struct Lane {
+    producer: Arc<Producer<SimEnv>>,
+    producer_index: u32,
+    key: u32,
+    queue: MessageQueue,
+    history: History,
+}
+
+impl Lane {
+    async fn send_all(self, ids: Vec<u64>, mut pacer: Pacer) {
+        let queue_name = format!("{}/{}", self.queue.broker_name, self.queue.queue_id);
+        for id in ids {
+            pacer.next().await;
+            let (history, key) = (&self.history, self.key);
+            history.record(Event::Send { producer: self.producer_index, id, key });
+            let message = Message::new(TOPIC, id.to_string()).with_key(format!("k{key}"));
+            match self.producer.send_to_queue(&message, &self.queue).await {
+                Ok(result) if result.status == SendStatus::SendOk => history.record(Event::Ack {
+                    id,
+                    queue: queue_name.clone(),
+                    offset: u64::try_from(result.queue_offset).unwrap_or(0),
+                }),
+                Ok(result) => {
+                    history.record(Event::SendFailed { id, reason: format!("{:?}", result.status) })
+                }
+                Err(error) => {
+                    history.record(Event::SendFailed { id, reason: error.to_string() });
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
 }

@@ -184,18 +184,28 @@ fn a_seed_that_raced_two_ready_branches_replays_one_history() {
 /// 31, 311 — a record consumers had read vanished (the leader's unsynced copy counted toward
 /// the high watermark under flush=sync);
 /// 9 with disk faults — the controller kept going after a metadata record failed to sync on a
-/// full disk, so its log held a record its image lacked, and acknowledged records were lost.
+/// full disk, so its log held a record its image lacked, and acknowledged records were lost;
+/// 19 with 5,000 messages — a leader whose ISR expansion got no reply took it as refused and
+/// let its high watermark pass the follower's log end, though the controller had committed the
+/// follower into the ISR (electable without those records).
 #[test]
 fn kafka_regression_seeds_stay_clean() {
     let mixed = [0, 31, 41, 114, 208, 311].into_iter().filter(|s| *s >= DURABLE_SEEDS);
-    let seeds = mixed.map(|s| (s, FaultFamily::Mixed)).chain([(9, FaultFamily::Disk)]);
-    for (seed, faults) in seeds {
+    let seeds = mixed
+        .map(|s| (s, FaultFamily::Mixed, None))
+        .chain([(9, FaultFamily::Disk, None), (19, FaultFamily::Mixed, Some(5_000))]);
+    for (seed, faults, messages) in seeds {
         let mut scenario = Scenario::preset(Model::Kafka, "durable", seed).unwrap();
         scenario.settings().faults = faults;
+        if let Some(messages) = messages {
+            scenario.settings().messages = messages;
+        }
+        let messages = scenario.settings().messages;
         let outcome = scenario.run().unwrap();
         assert!(
             outcome.verdict.is_clean(),
-            "seed {seed}: {}\nreplay: twinmq sim --model kafka --seed {seed} --faults {faults}",
+            "seed {seed}: {}\nreplay: twinmq sim --model kafka --seed {seed} --faults {faults} \
+             --messages {messages}",
             outcome.explain(5)
         );
     }

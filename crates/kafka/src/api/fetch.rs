@@ -61,8 +61,13 @@ async fn apply<E: Env>(context: &BrokerContext<E>, proposals: Vec<Proposal>, adv
         if let Err(error) = context.cluster.alter_isr(&topic, partition, epoch, &proposal.isr).await
         {
             tracing::info!(%topic, partition, %error, "ISR expansion not committed");
+            // A refusal withdraws the follower; a lost reply may hide a commit, so it keeps
+            // holding the high watermark until it is proposed again and answered.
             let withdrawn = match (context.replicas.get(&topic, partition), proposal.joining) {
-                (Some(replica), Some(joining)) => replica.join_refused(joining),
+                (Some(replica), Some(joining)) => match error {
+                    KafkaError::ControllerUnavailable(_) => replica.join_unanswered(joining),
+                    _ => replica.join_refused(joining),
+                },
                 _ => Ok(()),
             };
             if let Err(error) = withdrawn {

@@ -432,6 +432,12 @@ impl<F: Fs> Partition<F> {
         Ok(())
     }
 
+    /// The proposal to let `replica` join got no answer (see [`Role::join_unanswered`]).
+    pub fn join_unanswered(&self, replica: i32) -> Result<(), KafkaError> {
+        self.lock()?.role.join_unanswered(replica);
+        Ok(())
+    }
+
     /// Waits until the leadership of `epoch` has committed up to `end_offset` (acks=all);
     /// fails with NOT_LEADER_OR_FOLLOWER if that leadership is over, or ends first.
     pub async fn wait_committed(&self, end_offset: u64, epoch: i32) -> Result<(), KafkaError> {

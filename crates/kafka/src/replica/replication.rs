@@ -28,6 +28,9 @@ pub enum Role {
         /// the controller commits them they may be elected, so nothing beyond their log may
         /// have been called committed.
         joining: Vec<i32>,
+        /// Joining followers whose proposal got no answer: the controller may have committed
+        /// it, so they still hold the high watermark, and their next fetch proposes them again.
+        unanswered: Vec<i32>,
     },
     /// Replicates from `leader`.
     Follower {
@@ -56,14 +59,14 @@ impl Role {
             .filter(|r| **r != node_id)
             .map(|r| (*r, FollowerState { log_end_offset: 0, last_caught_up_ms: now_ms }))
             .collect();
-        Self::Leader { followers, isr: isr.to_vec(), joining: Vec::new() }
+        Self::Leader { followers, isr: isr.to_vec(), joining: Vec::new(), unanswered: Vec::new() }
     }
 
     /// The high watermark a leader with log end offset `leo` can claim: the smallest log end
     /// offset in the ISR and among the followers joining it (its own included); a follower
     /// keeps what its leader told it.
     pub fn high_watermark(&self, node_id: i32, leo: u64) -> Option<u64> {
-        let Self::Leader { followers, isr, joining } = self else { return None };
+        let Self::Leader { followers, isr, joining, .. } = self else { return None };
         let lowest = isr
             .iter()
             .chain(joining.iter())
@@ -85,11 +88,24 @@ impl Role {
         high_watermark: u64,
         now_ms: i64,
     ) -> Option<IsrProposal> {
-        let Self::Leader { followers, isr, joining } = self else { return None };
+        let Self::Leader { followers, isr, joining, unanswered } = self else { return None };
         let follower = followers.get_mut(&replica)?;
         follower.log_end_offset = fetch_offset.min(leo);
         if fetch_offset >= leo {
             follower.last_caught_up_ms = now_ms;
+        }
+        if let Some(at) = unanswered.iter().position(|r| *r == replica) {
+            unanswered.remove(at);
+            let mut expanded = isr.clone();
+            expanded.push(replica);
+            expanded.sort_unstable();
+            return Some(IsrProposal {
+                isr: expanded,
+                joining: Some(replica),
+                reason: format!(
+                    "replica {replica} proposed again: the last proposal got no answer"
+                ),
+            });
         }
         if !isr.contains(&replica) && !joining.contains(&replica) && fetch_offset >= high_watermark
         {
@@ -128,17 +144,31 @@ impl Role {
 
     /// Applies the ISR the controller committed; the joining followers it holds have joined.
     pub fn set_isr(&mut self, committed: &[i32]) {
-        if let Self::Leader { isr, joining, .. } = self {
+        if let Self::Leader { isr, joining, unanswered, .. } = self {
             *isr = committed.to_vec();
             joining.retain(|r| !committed.contains(r));
+            unanswered.retain(|r| !committed.contains(r));
         }
     }
 
     /// The controller refused to let `replica` join the ISR: it no longer holds the high
     /// watermark back, and may be proposed again.
     pub fn join_refused(&mut self, replica: i32) {
-        if let Self::Leader { joining, .. } = self {
+        if let Self::Leader { joining, unanswered, .. } = self {
             joining.retain(|r| *r != replica);
+            unanswered.retain(|r| *r != replica);
+        }
+    }
+
+    /// The proposal to let `replica` join got no answer (the controller may or may not have
+    /// committed it, as Kafka's AlterPartition retries on a lost reply): it keeps holding the
+    /// high watermark, and is proposed again at its next fetch.
+    pub fn join_unanswered(&mut self, replica: i32) {
+        if let Self::Leader { joining, unanswered, .. } = self
+            && joining.contains(&replica)
+            && !unanswered.contains(&replica)
+        {
+            unanswered.push(replica);
         }
     }
 
@@ -204,5 +234,23 @@ mod tests {
         assert!(role.follower_fetched(3, 30, 30, 30, 50).is_some(), "and proposed again");
         role.set_isr(&[1, 2, 3]);
         assert_eq!(role.follower_fetched(3, 30, 30, 30, 60), None, "joined");
+    }
+
+    #[test]
+    fn an_unanswered_proposal_keeps_holding_the_high_watermark_and_is_sent_again() {
+        let mut role = Role::leader(1, &[1, 2, 3], &[1, 2], 0);
+        role.follower_fetched(2, 20, 20, 0, 10);
+        assert!(role.follower_fetched(3, 20, 20, 20, 20).is_some());
+        // The reply was lost: the controller may have committed 3, so it still counts.
+        role.join_unanswered(3);
+        role.follower_fetched(2, 30, 30, 20, 30);
+        assert_eq!(role.high_watermark(1, 30), Some(20), "held at the unanswered replica's end");
+        let again = role.follower_fetched(3, 24, 30, 20, 40).expect("proposed again");
+        assert_eq!((again.isr, again.joining), (vec![1, 2, 3], Some(3)));
+        assert_eq!(role.high_watermark(1, 30), Some(24));
+        assert_eq!(role.follower_fetched(3, 26, 30, 20, 50), None, "sent once per lost reply");
+        role.set_isr(&[1, 2, 3]);
+        role.join_unanswered(3);
+        assert_eq!(role.follower_fetched(3, 30, 30, 30, 60), None, "joined: nothing to resend");
     }
 }

@@ -316,9 +316,9 @@ struct Lane {
 impl Lane {
     async fn send_all(self, ids: Vec<u64>, mut pacer: Pacer) {
         let queue_name = format!("{}/{}", self.queue.broker_name, self.queue.queue_id);
+        let (history, key) = (&self.history, self.key);
         for id in ids {
             pacer.next().await;
-            let (history, key) = (&self.history, self.key);
             history.record(Event::Send { producer: self.producer_index, id, key });
             let message = Message::new(TOPIC, id.to_string()).with_key(format!("k{key}"));
             match self.producer.send_to_queue(&message, &self.queue).await {

@@ -127,13 +127,16 @@ fn only_the_runtime_touches_the_outside_world() {
                     number + 1
                 ));
             }
-            let next = text.lines().skip(number + 1).map(str::trim).find(|l| !l.is_empty());
-            if line.contains(&["select", "! {"].concat()) && next != Some("biased;") {
-                violations.push(format!(
-                    "{file}:{}: a select must be `biased;`: an unbiased one picks among ready \
-                     branches with tokio's unseeded generator, so a seed could replay differently",
-                    number + 1
-                ));
+            if line.contains(&["select", "! {"].concat()) {
+                let next = text.lines().skip(number + 1).map(str::trim).find(|l| !l.is_empty());
+                if next != Some("biased;") {
+                    violations.push(format!(
+                        "{file}:{}: a select must be `biased;`: an unbiased one picks among \
+                         ready branches with tokio's unseeded generator, so a seed could replay \
+                         differently",
+                        number + 1
+                    ));
+                }
             }
         }
     }

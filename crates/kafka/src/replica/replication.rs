@@ -94,32 +94,22 @@ impl Role {
         if fetch_offset >= leo {
             follower.last_caught_up_ms = now_ms;
         }
-        if let Some(at) = unanswered.iter().position(|r| *r == replica) {
+        let reason = if let Some(at) = unanswered.iter().position(|r| *r == replica) {
             unanswered.remove(at);
-            let mut expanded = isr.clone();
-            expanded.push(replica);
-            expanded.sort_unstable();
-            return Some(IsrProposal {
-                isr: expanded,
-                joining: Some(replica),
-                reason: format!(
-                    "replica {replica} proposed again: the last proposal got no answer"
-                ),
-            });
-        }
-        if !isr.contains(&replica) && !joining.contains(&replica) && fetch_offset >= high_watermark
+            format!("replica {replica} proposed again: the last proposal got no answer")
+        } else if !isr.contains(&replica)
+            && !joining.contains(&replica)
+            && fetch_offset >= high_watermark
         {
             joining.push(replica);
-            let mut expanded = isr.clone();
-            expanded.push(replica);
-            expanded.sort_unstable();
-            return Some(IsrProposal {
-                isr: expanded,
-                joining: Some(replica),
-                reason: format!("replica {replica} caught up to {fetch_offset}"),
-            });
-        }
-        None
+            format!("replica {replica} caught up to {fetch_offset}")
+        } else {
+            return None;
+        };
+        let mut expanded = isr.clone();
+        expanded.push(replica);
+        expanded.sort_unstable();
+        Some(IsrProposal { isr: expanded, joining: Some(replica), reason })
     }
 
     /// An ISR shrink when in-sync followers have not caught up for `lag_max_ms`.

@@ -2,6 +2,7 @@
 //! simulator: a request/response connection (used by brokers to reach the controller and their
 //! leaders, and by the producer and consumer built on it).
 
+mod accumulator;
 pub mod assignor;
 pub mod backoff;
 pub mod cluster_client;

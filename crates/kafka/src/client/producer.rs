@@ -1,17 +1,17 @@
-//! Producer — twinmq's own Kafka producer: records collect per partition until a batch is full
-//! or `linger_ms` passes, batches go to their leaders as RecordBatch v2, retriable errors are
-//! retried with the same bytes (same producer id, epoch and sequence, so an idempotent broker
-//! appends a retried batch once), one batch per partition in flight, so order holds. A batch
-//! never grows past `batch_bytes` (a record larger than that goes alone): records sent while a
-//! partition's batch is in flight queue up in further batches behind it, as Kafka's
-//! accumulator keeps a deque of batches per partition.
+//! Producer — twinmq's own Kafka producer: records collect per partition in the
+//! [`Accumulator`] until a batch is full or `linger_ms` has passed since its first record,
+//! batches go to their leaders as RecordBatch v2 (one request per leader carries every ready
+//! partition's batch), retriable errors are retried with the same bytes (same producer id,
+//! epoch and sequence, so an idempotent broker appends a retried batch once). One batch per
+//! partition is in flight, so order holds, while other partitions' batches go meanwhile: a slow
+//! partition or leader holds up only itself.
 //!
 //! With acks=0 a batch is written and forgotten: its records resolve with offset -1 once sent
 //! (the broker never answers). Records are sent uncompressed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,7 @@ use kafka_protocol::records::{
 use tokio::sync::{Notify, oneshot};
 use twinmq_runtime::{Clock, Net};
 
+use super::accumulator::{Accumulator, Appended, Batch, TopicPartition};
 use super::cluster_client::ClusterClient;
 use super::connection::ClientError;
 use super::partitioner::partition_for_key;
@@ -77,22 +78,21 @@ pub struct RecordMetadata {
 /// The answer to one send.
 pub type SendResult = Result<RecordMetadata, ClientError>;
 
-#[derive(Default)]
-struct Pending {
-    records: Vec<(Option<Bytes>, Option<Bytes>, i64)>,
-    bytes: usize,
-    waiters: Vec<oneshot::Sender<SendResult>>,
-}
-
 struct Inner<N: Net> {
     client: ClusterClient<N>,
     config: ProducerConfig,
     clock: Clock,
-    /// Per partition, the batches waiting to be sent, oldest first.
-    pending: std::sync::Mutex<BTreeMap<(String, i32), VecDeque<Pending>>>,
-    sequences: std::sync::Mutex<BTreeMap<(String, i32), i32>>,
+    /// Per partition, the batches waiting to be sent and whether one is in flight.
+    accumulator: std::sync::Mutex<Accumulator>,
+    sequences: std::sync::Mutex<BTreeMap<TopicPartition, i32>>,
     producer_id: tokio::sync::Mutex<Option<(i64, i16)>>,
+    /// Wakes the sender: a batch started or filled, a partition's batch came back, a flush.
     wake: Notify,
+    /// Leaders with a request out: one at a time each, so what comes meanwhile rides together
+    /// in the next (Kafka's `max.in.flight.requests.per.connection=1`).
+    busy_leaders: std::sync::Mutex<BTreeSet<i32>>,
+    /// A flush waits: every batch goes without lingering.
+    flushing: AtomicBool,
     idle: Notify,
     unresolved: AtomicUsize,
     round_robin: AtomicU64,
@@ -130,10 +130,12 @@ impl<N: Net> Producer<N> {
                 .with_request_timeout(u64::try_from(config.request_timeout_ms).unwrap_or(0)),
             config,
             clock,
-            pending: std::sync::Mutex::new(BTreeMap::new()),
+            accumulator: std::sync::Mutex::new(Accumulator::default()),
             sequences: std::sync::Mutex::new(BTreeMap::new()),
             producer_id: tokio::sync::Mutex::new(None),
             wake: Notify::new(),
+            busy_leaders: std::sync::Mutex::new(BTreeSet::new()),
+            flushing: AtomicBool::new(false),
             idle: Notify::new(),
             unresolved: AtomicUsize::new(0),
             round_robin: AtomicU64::new(0),
@@ -169,22 +171,16 @@ impl<N: Net> Producer<N> {
         };
         let (waiter, answer) = oneshot::channel();
         let size = key.as_ref().map_or(0, Bytes::len) + value.as_ref().map_or(0, Bytes::len) + 16;
-        let full = {
-            let mut pending = lock(&self.inner.pending);
-            let queue = pending.entry((topic.to_owned(), partition)).or_default();
-            let limit = self.inner.config.batch_bytes;
-            if queue.back().is_none_or(|batch| batch.bytes + size > limit) {
-                queue.push_back(Pending::default());
-            }
-            let batch = queue.back_mut().expect("a batch was just ensured");
-            batch.records.push((key, value, self.inner.clock.now_ms()));
-            batch.bytes += size;
-            batch.waiters.push(waiter);
-            let filled = batch.bytes >= limit;
-            filled || queue.len() > 1
-        };
+        let record = (key, value, self.inner.clock.now_ms());
         self.inner.unresolved.fetch_add(1, Ordering::SeqCst);
-        if full {
+        let appended = lock(&self.inner.accumulator).append(
+            (topic.to_owned(), partition),
+            record,
+            size,
+            waiter,
+            self.inner.config.batch_bytes,
+        );
+        if appended == Appended::Ready {
             self.inner.wake.notify_one();
         }
         Ok(answer)
@@ -197,8 +193,10 @@ impl<N: Net> Producer<N> {
             tokio::pin!(idle);
             idle.as_mut().enable();
             if self.inner.unresolved.load(Ordering::SeqCst) == 0 {
+                self.inner.flushing.store(false, Ordering::SeqCst);
                 return;
             }
+            self.inner.flushing.store(true, Ordering::SeqCst);
             self.inner.wake.notify_one();
             idle.await;
         }
@@ -210,14 +208,34 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
+    let linger = Duration::from_millis(inner.config.linger_ms);
+    let mut requests = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            biased;
-            () = inner.wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(inner.config.linger_ms.max(1))) => {}
-        }
-        let drained = take_front_batches(&mut lock(&inner.pending));
+        let flushing = inner.flushing.load(Ordering::SeqCst);
+        let busy = lock(&inner.busy_leaders).clone();
+        let (drained, next_deadline) = lock(&inner.accumulator).take_ready(
+            tokio::time::Instant::now(),
+            linger,
+            inner.config.batch_bytes,
+            flushing,
+            |(topic, partition)| {
+                let leader = inner.client.leader(topic, *partition).unwrap_or(-1);
+                (leader < 0 || !busy.contains(&leader)).then_some(leader)
+            },
+        );
         if drained.is_empty() {
+            let linger_ends = async {
+                match next_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = inner.wake.notified() => {}
+                Some(_) = requests.join_next(), if !requests.is_empty() => {}
+                () = linger_ends => {}
+            }
             continue;
         }
         let ids = producer_id(&inner).await;
@@ -240,17 +258,14 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
             let leader = inner.client.leader(&topic, partition).unwrap_or(-1);
             by_leader.entry(leader).or_default().push(Ready { topic, partition, encoded, batch });
         }
-        let mut tasks = tokio::task::JoinSet::new();
         for (leader, group) in by_leader {
-            let inner = Arc::clone(&inner);
-            tasks.spawn(send_group(inner, leader, group, ids));
+            if leader >= 0 {
+                lock(&inner.busy_leaders).insert(leader);
+            }
+            requests.spawn(send_group(Arc::clone(&inner), leader, group, ids));
         }
-        while tasks.join_next().await.is_some() {}
-        if inner.unresolved.load(Ordering::SeqCst) == 0 {
-            inner.idle.notify_waiters();
-        } else {
-            inner.wake.notify_one();
-        }
+        // Finished requests are reaped here too, so the set does not grow while batches flow.
+        while requests.try_join_next().is_some() {}
     }
 }
 
@@ -259,7 +274,7 @@ struct Ready {
     topic: String,
     partition: i32,
     encoded: Bytes,
-    batch: Pending,
+    batch: Batch,
 }
 
 /// What one attempt at a partition's batch came to.
@@ -301,9 +316,12 @@ async fn send_group<N: Net>(
         }
     }
     while retries.join_next().await.is_some() {}
+    lock(&inner.busy_leaders).remove(&leader);
+    inner.wake.notify_one();
 }
 
-/// A batch's last word: a failure gives up the producer id it used, then every waiter learns.
+/// A batch's last word: a failure gives up the producer id it used, every waiter learns, and
+/// its partition's next batch may go.
 async fn finish<N: Net>(
     inner: &Inner<N>,
     ready: Ready,
@@ -313,14 +331,17 @@ async fn finish<N: Net>(
     if let (Err(_), Some(used)) = (&result, ids) {
         forget_producer_id(inner, used).await;
     }
-    resolve(inner, ready.partition, ready.batch, &result);
+    let Ready { topic, partition, batch, .. } = ready;
+    resolve(inner, partition, batch, &result);
+    lock(&inner.accumulator).release(&(topic, partition));
+    inner.wake.notify_one();
 }
 
 /// Answers each waiter of `batch` with its record's offset, or the batch's error.
 fn resolve<N: Net>(
     inner: &Inner<N>,
     partition: i32,
-    batch: Pending,
+    batch: Batch,
     result: &Result<i64, ClientError>,
 ) {
     let n = batch.waiters.len();
@@ -335,7 +356,9 @@ fn resolve<N: Net>(
         };
         let _ = waiter.send(answer);
     }
-    inner.unresolved.fetch_sub(n, Ordering::SeqCst);
+    if inner.unresolved.fetch_sub(n, Ordering::SeqCst) == n {
+        inner.idle.notify_waiters();
+    }
 }
 
 /// A ProduceRequest carrying `batches` (at most one per partition).
@@ -405,21 +428,6 @@ async fn produce_once<N: Net>(inner: &Inner<N>, leader: i32, group: &[Ready]) ->
             },
         })
         .collect()
-}
-
-/// The oldest batch of every partition that has one: what one round sends, one batch per
-/// partition, so a partition's batches go out in order.
-fn take_front_batches(
-    pending: &mut BTreeMap<(String, i32), VecDeque<Pending>>,
-) -> Vec<((String, i32), Pending)> {
-    let mut round = Vec::new();
-    pending.retain(|partition, queue| {
-        if let Some(batch) = queue.pop_front() {
-            round.push((partition.clone(), batch));
-        }
-        !queue.is_empty()
-    });
-    round
 }
 
 async fn producer_id<N: Net>(inner: &Inner<N>) -> Option<(i64, i16)> {

@@ -77,6 +77,9 @@ pub struct BenchArgs {
     /// RocketMQ: sync, oneway or batch:N.
     #[arg(long, default_value = "sync")]
     send_mode: String,
+    /// RocketMQ: messages a consumer pulls from a queue at once (`pullBatchSize`).
+    #[arg(long, default_value_t = twinmq_loadgen::PULL_BATCH_MESSAGES_DEFAULT)]
+    pull_batch: u32,
     /// Write summary.json and timeline.csv here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -143,6 +146,7 @@ fn config(args: &BenchArgs) -> anyhow::Result<BenchConfig> {
     config.kafka.compression = args.compression.to_ascii_lowercase();
     config.kafka.in_flight_messages_max = args.in_flight;
     config.rocketmq.send_mode = args.send_mode.parse::<SendMode>()?;
+    config.rocketmq.pull_batch_messages = args.pull_batch;
     Ok(config)
 }
 

@@ -95,11 +95,23 @@ pub enum Acks {
     All,
 }
 
-/// RocketMQ producer settings.
+/// RocketMQ producer and consumer settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RocketMqOptions {
     /// How each producer sends.
     pub send_mode: SendMode,
+    /// Messages a push consumer pulls from a queue at once (`pullBatchSize`).
+    #[serde(default = "default_pull_batch_messages")]
+    pub pull_batch_messages: u32,
+}
+
+/// RocketMQ's default `pullBatchSize`.
+pub const PULL_BATCH_MESSAGES_DEFAULT: u32 = 32;
+/// The largest `pullBatchSize` a RocketMQ consumer accepts.
+pub const PULL_BATCH_MESSAGES_MAX: u32 = 1024;
+
+fn default_pull_batch_messages() -> u32 {
+    PULL_BATCH_MESSAGES_DEFAULT
 }
 
 /// How a RocketMQ producer sends: one request at a time each, as RocketMQ's own benchmark.
@@ -164,7 +176,10 @@ impl BenchConfig {
                 compression: "none".into(),
                 in_flight_messages_max: 65_536,
             },
-            rocketmq: RocketMqOptions { send_mode: SendMode::Sync },
+            rocketmq: RocketMqOptions {
+                send_mode: SendMode::Sync,
+                pull_batch_messages: PULL_BATCH_MESSAGES_DEFAULT,
+            },
         }
     }
 
@@ -222,6 +237,12 @@ impl BenchConfig {
         if let SendMode::Batch { messages } = self.rocketmq.send_mode {
             range("rocketmq batch messages", messages.into(), 1, BATCH_MESSAGES_MAX.into())?;
         }
+        range(
+            "rocketmq.pull_batch_messages",
+            self.rocketmq.pull_batch_messages.into(),
+            1,
+            PULL_BATCH_MESSAGES_MAX.into(),
+        )?;
         Ok(())
     }
 
@@ -390,6 +411,10 @@ mod tests {
         let mut no_producer = kafka();
         no_producer.producers = 0;
         assert!(no_producer.validate().is_err());
+        let mut greedy = kafka();
+        greedy.rocketmq.pull_batch_messages = PULL_BATCH_MESSAGES_MAX + 1;
+        let refused = greedy.validate().unwrap_err().to_string();
+        assert!(refused.contains("pull_batch_messages = 1025"), "{refused}");
         assert_eq!(kafka().validate(), Ok(()));
     }
 }

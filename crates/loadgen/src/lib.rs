@@ -23,7 +23,10 @@ pub mod schedule;
 pub mod stats;
 pub mod target;
 
-pub use config::{Acks, BenchConfig, Bound, ConfigError, KafkaOptions, RocketMqOptions, SendMode};
+pub use config::{
+    Acks, BenchConfig, Bound, ConfigError, KafkaOptions, PULL_BATCH_MESSAGES_DEFAULT,
+    RocketMqOptions, SendMode,
+};
 pub use report::{Report, Summary, Throughput, TimelineRow};
 pub use run::run;
 pub use stats::{Counts, LatencySummary, LiveCounts, LiveSnapshot};

@@ -30,9 +30,6 @@ use crate::schedule::{Pacer, Schedule};
 use crate::stats::Recorder;
 use crate::target::Target;
 
-/// Messages a push consumer pulls at once (`pullBatchSize`) and hands its handler at once.
-const PULL_BATCH_MESSAGES: u32 = 32;
-
 /// Runs `context`'s workload against a RocketMQ cluster.
 pub async fn run<E: Env>(env: E, context: Arc<RunContext>) -> Result<Report, LoadgenError> {
     let Target::RocketMq { namesrv } = &context.config.target else {
@@ -53,8 +50,8 @@ pub async fn run<E: Env>(env: E, context: Arc<RunContext>) -> Result<Report, Loa
         let side = Arc::clone(&context.consumed);
         let config = PushConsumerConfig {
             consume_from: ConsumeFrom::LastOffset,
-            pull_batch_size: PULL_BATCH_MESSAGES,
-            consume_batch_max: PULL_BATCH_MESSAGES as usize,
+            pull_batch_size: context.config.rocketmq.pull_batch_messages,
+            consume_batch_max: context.config.rocketmq.pull_batch_messages as usize,
             ..PushConsumerConfig::new(group.clone())
         };
         consumers.push(PushConsumer::start(

@@ -45,13 +45,14 @@ pub fn workload_words(results: &Results, series: Series) -> String {
     });
     format!(
         "{} producers and {} consumer per run; Kafka linger.ms={} batch.size={} KiB; RocketMQ \
-         batch sends of up to {} KiB ({} messages at most); {}",
+         batch sends of up to {} KiB ({} messages at most), pullBatchSize={}; {}",
         settings.producers,
         settings.consumers,
         settings.kafka_linger_ms,
         settings.kafka_batch_bytes / 1024,
         settings.rocketmq_batch_bytes / 1024,
         settings.rocketmq_batch_messages_max,
+        settings.rocketmq_pull_batch_messages,
         timing.unwrap_or_else(|| "no run of this series completed".to_owned())
     )
 }

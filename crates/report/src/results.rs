@@ -89,6 +89,9 @@ pub struct WorkloadSettings {
     pub rocketmq_batch_bytes: usize,
     /// And at most this many messages.
     pub rocketmq_batch_messages_max: u32,
+    /// RocketMQ consumers pull this many messages at once (`pullBatchSize`).
+    #[serde(default)]
+    pub rocketmq_pull_batch_messages: u32,
 }
 
 /// One storage measurement.

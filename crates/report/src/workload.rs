@@ -1,7 +1,10 @@
 //! Workload — the load generator's settings for one [`LoadPoint`]: what both models share
 //! (producers, consumers, message size, timing) and each model's own batching, sized alike:
 //! a Kafka producer batches up to 64 KiB per partition, a RocketMQ producer sends batches of up
-//! to 64 KiB (as RocketMQ's own batch benchmark does), one request at a time.
+//! to 64 KiB (as RocketMQ's own batch benchmark does), one request at a time; and a RocketMQ
+//! consumer pulls as many messages at once as a batch send carries (RocketMQ's default
+//! `pullBatchSize` of 32 needs eight round trips per 256-message batch, so one consumer could
+//! not keep up where a Kafka consumer, fetching up to 1 MiB per partition, does).
 
 use twinmq_loadgen::{Acks, BenchConfig, Bound, SendMode, Target};
 
@@ -12,14 +15,17 @@ use crate::results::WorkloadSettings;
 pub const PRODUCERS: u32 = 4;
 /// Consumers per point: every message is also consumed, for the produce→consume latency.
 pub const CONSUMERS: u32 = 1;
-/// Kafka `linger.ms`: short, so a lightly loaded producer does not wait for a full batch.
-pub const KAFKA_LINGER_MS: u64 = 1;
+/// Kafka `linger.ms`: 0 (Kafka's default before 4.0). A batch goes as soon as its leader has no
+/// request out, so batches grow with the load by themselves and a light load waits for none.
+pub const KAFKA_LINGER_MS: u64 = 0;
 /// Kafka `batch.size`.
 pub const KAFKA_BATCH_BYTES: usize = 64 * 1024;
 /// Bytes of bodies a RocketMQ batch send carries.
 pub const ROCKETMQ_BATCH_BYTES: usize = 64 * 1024;
 /// Messages a RocketMQ batch send carries at most.
 pub const ROCKETMQ_BATCH_MESSAGES_MAX: u32 = 256;
+/// RocketMQ `pullBatchSize`: a batch send's worth.
+pub const ROCKETMQ_PULL_BATCH_MESSAGES: u32 = ROCKETMQ_BATCH_MESSAGES_MAX;
 
 /// The settings every point shares, for the report.
 pub fn settings() -> WorkloadSettings {
@@ -30,6 +36,7 @@ pub fn settings() -> WorkloadSettings {
         kafka_batch_bytes: KAFKA_BATCH_BYTES,
         rocketmq_batch_bytes: ROCKETMQ_BATCH_BYTES,
         rocketmq_batch_messages_max: ROCKETMQ_BATCH_MESSAGES_MAX,
+        rocketmq_pull_batch_messages: ROCKETMQ_PULL_BATCH_MESSAGES,
     }
 }
 
@@ -67,6 +74,7 @@ pub fn bench_config(
     config.rocketmq.send_mode = SendMode::Batch {
         messages: u32::try_from(batch).unwrap_or(u32::MAX).min(ROCKETMQ_BATCH_MESSAGES_MAX),
     };
+    config.rocketmq.pull_batch_messages = ROCKETMQ_PULL_BATCH_MESSAGES;
     config
 }
 

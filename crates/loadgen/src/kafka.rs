@@ -112,8 +112,8 @@ fn producer_config(context: &RunContext) -> ProducerConfig {
     }
 }
 
-/// Creates the topic (an existing one is used as it is) and waits until every partition has a
-/// leader; returns the partition count.
+/// Creates the topic (an existing one is used as it is) once the cluster lists a broker and
+/// waits until every partition has a leader; returns the partition count.
 async fn create_topic<N: Net>(
     net: &N,
     bootstrap: &str,
@@ -122,10 +122,16 @@ async fn create_topic<N: Net>(
     let topic = context.config.topic.clone();
     let client = ClusterClient::new(net.clone(), bootstrap, "twinmq-bench-admin");
     let created = async {
-        client.refresh(&[]).await.map_err(|e| setup_error(context, "reading metadata", e))?;
-        let node = client.any_node().ok_or_else(|| {
-            setup_error(context, "reading metadata", "the cluster lists no broker")
-        })?;
+        // A cluster that has just started lists no broker until its brokers have heard of
+        // one another from the controller: ask again until one is listed.
+        let node = loop {
+            client.refresh(&[]).await.map_err(|e| setup_error(context, "reading metadata", e))?;
+            if let Some(node) = client.any_node() {
+                break node;
+            }
+            tracing::debug!("the cluster lists no broker yet; asking again");
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        };
         let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
             CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.clone())))

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use twinmq_runtime::{File, Fs, OpenMode};
 
 use crate::error::{IoContext, Result, StorageError};
-use crate::segment::{file_name, parse_file_name, sync_parent};
+use crate::segment::{file_name, parse_file_name};
+use crate::sync_steps::SyncSteps;
 
 /// Bytes of one consume queue entry (RocketMQ `CQ_STORE_UNIT_SIZE`).
 pub const CONSUME_QUEUE_ENTRY_BYTES: u64 = 20;
@@ -235,21 +236,28 @@ impl<F: Fs> ConsumeQueue<F> {
         self.max_offset
     }
 
-    /// Syncs the files written and the directories changed since the last sync (store
-    /// checkpoint).
+    /// Syncs the files written and the directories changed since the last sync, now.
     pub fn sync(&mut self) -> Result<()> {
+        let mut steps = SyncSteps::default();
+        self.sync_steps(&mut steps)?;
+        steps.run_now(&self.fs)
+    }
+
+    /// Writes out buffered entries and adds to `steps` the syncs of the files written and the
+    /// directories changed since the last time (store checkpoint).
+    pub fn sync_steps(&mut self, steps: &mut SyncSteps<F>) -> Result<()> {
         self.write_pending()?;
         for start in std::mem::take(&mut self.dirty).into_keys() {
-            self.file_at(start)?.sync_data().at(&self.dir)?;
+            steps.file(&self.dir, self.file_at(start)?);
         }
         let unsynced = std::mem::replace(&mut self.unsynced_dirs, UnsyncedDirs::None);
         if unsynced >= UnsyncedDirs::Queue {
-            self.fs.sync_dir(&self.dir).at(&self.dir)?;
+            steps.dir(&self.dir);
         }
         if unsynced == UnsyncedDirs::QueueAndParents {
-            sync_parent(&self.fs, &self.dir)?;
+            steps.parent_of(&self.dir);
             if let Some(topic_dir) = self.dir.parent() {
-                sync_parent(&self.fs, topic_dir)?;
+                steps.parent_of(topic_dir);
             }
         }
         Ok(())

@@ -10,6 +10,7 @@ use crate::consume_queue::{ConsumeQueue, CqEntry};
 use crate::error::{Result, StorageError};
 use crate::index_file::IndexFile;
 use crate::queue_map::QueueMap;
+use crate::sync_steps::SyncSteps;
 
 /// What the dispatcher needs of a message.
 #[derive(Debug, Clone, Copy)]
@@ -117,12 +118,12 @@ impl<F: Fs> Dispatcher<F> {
         Ok(())
     }
 
-    /// Syncs every consume queue and the index (before a checkpoint).
-    pub fn sync(&mut self) -> Result<()> {
+    /// Adds to `steps` the syncs every consume queue and the index owe (before a checkpoint).
+    pub fn sync_steps(&mut self, steps: &mut SyncSteps<F>) -> Result<()> {
         for queue in self.consume_queues.values_mut() {
-            queue.sync()?;
+            queue.sync_steps(steps)?;
         }
-        self.index.sync()
+        self.index.sync_steps(steps)
     }
 
     pub(crate) fn queue_dir(&self, topic: &str, queue_id: u32) -> std::path::PathBuf {

@@ -24,11 +24,13 @@
 //! entry can cost a read, never a wrong answer.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use twinmq_runtime::{File, Fs, OpenMode};
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::segment::{file_name, parse_file_name, sync_parent};
+use crate::sync_steps::SyncSteps;
 
 const HEADER_BYTES: u64 = 40;
 const SLOT_BYTES: u64 = 4;
@@ -80,7 +82,7 @@ impl Header {
 struct Part<F: Fs> {
     sequence: u64,
     path: PathBuf,
-    file: F::File,
+    file: Arc<F::File>,
     header: Header,
 }
 
@@ -139,7 +141,7 @@ impl<F: Fs> IndexFile<F> {
                 Some(header)
                     if header.hash_slot_count == slots && header.index_count <= entries_max + 1 =>
                 {
-                    parts.push(Part { sequence, path, file, header });
+                    parts.push(Part { sequence, path, file: Arc::new(file), header });
                 }
                 _ => {
                     tracing::warn!(file = %path.display(), "unreadable index file; removing it and indexing again");
@@ -217,7 +219,7 @@ impl<F: Fs> IndexFile<F> {
             .ok_or_else(|| StorageError::Refused("index has no file".into()))?;
         let hash = key_hash(key);
         let slot_position = HEADER_BYTES + u64::from(hash) % slots * SLOT_BYTES;
-        let previous = read_u32(&part.file, slot_position).at(&part.path)?;
+        let previous = read_u32(&*part.file, slot_position).at(&part.path)?;
         let previous = if previous < part.header.index_count { previous } else { 0 };
         let index = part.header.index_count.max(1);
         if part.header.index_count == 0 {
@@ -260,7 +262,7 @@ impl<F: Fs> IndexFile<F> {
                 continue;
             }
             let mut index =
-                read_u32(&part.file, HEADER_BYTES + u64::from(hash) % slots * SLOT_BYTES)
+                read_u32(&*part.file, HEADER_BYTES + u64::from(hash) % slots * SLOT_BYTES)
                     .at(&part.path)?;
             let mut steps = 0;
             while index > 0
@@ -297,10 +299,19 @@ impl<F: Fs> IndexFile<F> {
     /// Syncs the newest index file if it took entries since its last sync (store checkpoint);
     /// older files were synced when they filled up.
     pub fn sync(&mut self) -> Result<()> {
+        let mut steps = SyncSteps::default();
+        self.sync_steps(&mut steps)?;
+        steps.run_now(&self.fs)
+    }
+
+    /// Writes the newest file's header if it took entries since the last time and adds its
+    /// sync to `steps` (store checkpoint).
+    pub fn sync_steps(&mut self, steps: &mut SyncSteps<F>) -> Result<()> {
         if let Some(part) = self.parts.last()
             && self.unsynced
         {
-            part.write_header_and_sync()?;
+            part.file.write_all_at(0, &part.header.encode()).at(&part.path)?;
+            steps.file(&part.path, &part.file);
         }
         self.unsynced = false;
         Ok(())
@@ -323,7 +334,7 @@ impl<F: Fs> IndexFile<F> {
         file.write_all_at(0, &header.encode()).at(&path)?;
         file.sync_data().at(&path)?;
         sync_parent(&self.fs, &path)?;
-        self.parts.push(Part { sequence, path, file, header });
+        self.parts.push(Part { sequence, path, file: Arc::new(file), header });
         Ok(())
     }
 

@@ -44,6 +44,7 @@ pub mod retention;
 pub mod segment;
 pub mod sparse_index;
 mod store_recovery;
+pub mod sync_steps;
 pub mod time_index;
 
 pub use checkpoint::StoreCheckpoint;

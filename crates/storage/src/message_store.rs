@@ -25,6 +25,25 @@ use crate::error::{IoContext, Result};
 use crate::flush::{DurableWatermark, FlushPlan, Flushable};
 use crate::message::{NewMessage, StoredMessage};
 use crate::segment::sync_parent;
+use crate::sync_steps::SyncSteps;
+
+/// A checkpoint gathered under the store's lock, to be finished without it.
+#[derive(Debug)]
+pub struct CheckpointPlan<F: Fs> {
+    steps: SyncSteps<F>,
+    checkpoint: StoreCheckpoint,
+    fs: F,
+    dir: PathBuf,
+}
+
+impl<F: Fs> CheckpointPlan<F> {
+    /// Syncs the consume queues and the index as gathered, then writes the checkpoint.
+    pub async fn finish(self) -> Result<StoreCheckpoint> {
+        self.steps.run(&self.fs).await?;
+        self.checkpoint.write(&self.fs, &self.dir)?;
+        Ok(self.checkpoint)
+    }
+}
 
 /// Most consume queue entries one `get_message` scans (RocketMQ reads 800 by default).
 pub const GET_MESSAGE_SCAN_MAX: u64 = 800;
@@ -278,17 +297,34 @@ impl<F: Fs> MessageStore<F> {
 
     /// Syncs the consume queues and the index, then records that everything dispatched so far
     /// need not be dispatched again.
+    /// Everything on this thread: for a store closing or just recovered.
     pub fn checkpoint(&mut self) -> Result<StoreCheckpoint> {
         // The CommitLog first: a checkpoint never claims messages a crash could still take.
         self.commit_log.flush()?;
-        let dispatched = self.commit_log.max_physical_offset();
-        self.dispatcher.sync()?;
-        let checkpoint = StoreCheckpoint {
-            dispatched_physical_offset: dispatched,
-            timestamp_ms: self.clock.now_ms(),
-        };
-        checkpoint.write(&self.fs, &self.dir)?;
-        Ok(checkpoint)
+        let plan = self.begin_checkpoint()?;
+        plan.steps.run_now(&plan.fs)?;
+        plan.checkpoint.write(&plan.fs, &plan.dir)?;
+        Ok(plan.checkpoint)
+    }
+
+    /// The part of a checkpoint that needs the store: writes out buffered consume queue and
+    /// index entries and gathers the syncs they owe. The broker calls it under its lock and
+    /// carries the plan out after releasing it ([`CheckpointPlan::finish`]), so appends do not
+    /// wait for those fsyncs. It claims only what the CommitLog already holds durably.
+    pub fn begin_checkpoint(&mut self) -> Result<CheckpointPlan<F>> {
+        let durable = self.commit_log.durable_watermark().position();
+        let dispatched = self.commit_log.max_physical_offset().min(durable);
+        let mut steps = SyncSteps::default();
+        self.dispatcher.sync_steps(&mut steps)?;
+        Ok(CheckpointPlan {
+            steps,
+            checkpoint: StoreCheckpoint {
+                dispatched_physical_offset: dispatched,
+                timestamp_ms: self.clock.now_ms(),
+            },
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+        })
     }
 
     /// Syncs the CommitLog now, on this thread.

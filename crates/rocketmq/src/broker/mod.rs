@@ -226,7 +226,11 @@ impl<E: Env> Broker<E> {
         };
         let config = &processor.config;
         let persisting = every(config.offsets_persist_interval_ms, persist_offsets);
-        let checkpointing = every(config.checkpoint_interval_ms, checkpoint_store);
+        let checkpointing = tokio::spawn(checkpoint_periodically(
+            Arc::clone(&processor),
+            config.checkpoint_interval_ms,
+            shutdown.clone(),
+        ));
         let housekeeping = every(config.client_scan_interval_ms, |processor| {
             processor.expire_silent_clients();
         });
@@ -398,11 +402,27 @@ fn persist_offsets<E: Env>(processor: &BrokerProcessor<E>) {
     }
 }
 
-/// Checkpoints the store (`flushIntervalConsumeQueue`); a failure is logged.
-fn checkpoint_store<E: Env>(processor: &BrokerProcessor<E>) {
-    if let Ok(mut store) = processor.store.lock()
-        && let Err(error) = store.checkpoint()
-    {
-        tracing::error!(%error, "store checkpoint failed");
+/// Checkpoints the store every `interval_ms` (`flushIntervalConsumeQueue`) until `shutdown`;
+/// a failure is logged. The store's lock is held only while the checkpoint is gathered, not
+/// during its fsyncs, so sends go on meanwhile.
+async fn checkpoint_periodically<E: Env>(
+    processor: Arc<BrokerProcessor<E>>,
+    interval_ms: u64,
+    shutdown: Shutdown,
+) {
+    let interval = Duration::from_millis(interval_ms.max(1));
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let plan = match processor.store.lock() {
+            Ok(mut store) => store.begin_checkpoint(),
+            Err(_) => return,
+        };
+        if let Err(error) = async { plan?.finish().await }.await {
+            tracing::error!(%error, "store checkpoint failed");
+        }
     }
 }

@@ -73,7 +73,9 @@ fn config(dir: &std::path::Path, namesrv: &str, role: BrokerRole) -> BrokerConfi
     let mut config =
         BrokerConfig::new("127.0.0.1:0".parse().unwrap(), vec![namesrv.to_owned()], dir.to_owned());
     config.register_interval_ms = 100;
-    config.sync_timeout_ms = 500;
+    // Room for an fsync and a slave's round trip on a loaded 2-core machine (a send that
+    // waits for a mute slave waits this long).
+    config.sync_timeout_ms = 2_000;
     config.store.flush = FlushPolicy::Sync;
     config.ha.role = role;
     config.ha.reconnect_ms = 50;

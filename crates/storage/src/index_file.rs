@@ -89,8 +89,13 @@ struct Part<F: Fs> {
 impl<F: Fs> Part<F> {
     /// Writes the header (kept in memory between syncs) and syncs the file.
     fn write_header_and_sync(&self) -> Result<()> {
-        self.file.write_all_at(0, &self.header.encode()).at(&self.path)?;
+        self.write_header()?;
         self.file.sync_data().at(&self.path)
+    }
+
+    /// Writes the header (kept in memory between syncs).
+    fn write_header(&self) -> Result<()> {
+        self.file.write_all_at(0, &self.header.encode()).at(&self.path)
     }
 }
 
@@ -183,7 +188,7 @@ impl<F: Fs> IndexFile<F> {
         for part in parts.iter_mut() {
             if part.header.end_physical_offset > end_claim_max {
                 part.header.end_physical_offset = end_claim_max;
-                part.file.write_all_at(0, &part.header.encode()).at(&part.path)?;
+                part.write_header()?;
                 part.file.sync_data().at(&part.path)?;
             }
         }
@@ -310,7 +315,7 @@ impl<F: Fs> IndexFile<F> {
         if let Some(part) = self.parts.last()
             && self.unsynced
         {
-            part.file.write_all_at(0, &part.header.encode()).at(&part.path)?;
+            part.write_header()?;
             steps.file(&part.path, &part.file);
         }
         self.unsynced = false;

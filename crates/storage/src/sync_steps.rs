@@ -42,11 +42,6 @@ impl<F: Fs> SyncSteps<F> {
         self.dir(path.parent().unwrap_or(Path::new(".")));
     }
 
-    /// Nothing is owed.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.dirs.is_empty()
-    }
-
     /// Carries the steps out now, on this thread (a store closing, or under its lock).
     pub fn run_now(self, fs: &F) -> Result<()> {
         for (path, file) in &self.files {

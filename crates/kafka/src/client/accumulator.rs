@@ -43,6 +43,17 @@ pub struct Accumulator {
     partitions: BTreeMap<TopicPartition, PartitionBatches>,
 }
 
+/// A batch [`Accumulator::take_ready`] took, with the leader it goes to.
+#[derive(Debug)]
+pub struct Taken {
+    /// Its partition.
+    pub partition: TopicPartition,
+    /// Its partition's leader when it was taken (-1: unknown).
+    pub leader: i32,
+    /// The batch.
+    pub batch: Batch,
+}
+
 /// What [`Accumulator::append`] did: whether the sender has something new to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -86,8 +97,9 @@ impl Accumulator {
     /// by another, older than `linger`, or any when `flushing`), and then the oldest batch of
     /// every such partition it leads goes, lingered or not, in one request. `leader_of` gives
     /// a partition's leader, or `None` while that leader may not be sent to (a request to it
-    /// is out). Marks the partitions taken in flight; also returns the earliest moment a batch
-    /// left waiting becomes ready by lingering.
+    /// is out); it is asked once per partition, and each batch taken carries the answer.
+    /// Marks the partitions taken in flight; also returns the earliest moment a batch left
+    /// waiting becomes ready by lingering.
     pub fn take_ready(
         &mut self,
         now: Instant,
@@ -95,33 +107,34 @@ impl Accumulator {
         limit: usize,
         flushing: bool,
         leader_of: impl Fn(&TopicPartition) -> Option<i32>,
-    ) -> (Vec<(TopicPartition, Batch)>, Option<Instant>) {
-        let sendable =
-            |batches: &PartitionBatches| !batches.in_flight && !batches.queued.is_empty();
+    ) -> (Vec<Taken>, Option<Instant>) {
+        let leaders: Vec<Option<i32>> = self
+            .partitions
+            .iter()
+            .map(|(partition, batches)| {
+                let sendable = !batches.in_flight && !batches.queued.is_empty();
+                if sendable { leader_of(partition) } else { None }
+            })
+            .collect();
         let mut ready_leaders = BTreeSet::new();
-        for (partition, batches) in &self.partitions {
-            let Some(front) = batches.queued.front().filter(|_| sendable(batches)) else {
-                continue;
-            };
+        for (batches, leader) in self.partitions.values().zip(&leaders) {
+            let (Some(leader), Some(front)) = (leader, batches.queued.front()) else { continue };
             let ripe = flushing
                 || front.bytes >= limit
                 || batches.queued.len() > 1
                 || front.created + linger <= now;
-            if let Some(leader) = leader_of(partition).filter(|_| ripe) {
-                ready_leaders.insert(leader);
+            if ripe {
+                ready_leaders.insert(*leader);
             }
         }
         let mut ready = Vec::new();
         let mut next_deadline: Option<Instant> = None;
-        for (partition, batches) in &mut self.partitions {
-            if !sendable(batches) {
-                continue;
-            }
-            let Some(leader) = leader_of(partition) else { continue };
+        for ((partition, batches), leader) in self.partitions.iter_mut().zip(leaders) {
+            let Some(leader) = leader else { continue };
             if ready_leaders.contains(&leader) {
                 let batch = batches.queued.pop_front().expect("a sendable partition has a batch");
                 batches.in_flight = true;
-                ready.push((partition.clone(), batch));
+                ready.push(Taken { partition: partition.clone(), leader, batch });
             } else if let Some(front) = batches.queued.front() {
                 let deadline = front.created + linger;
                 next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
@@ -162,8 +175,8 @@ mod tests {
         Some(1)
     }
 
-    fn taken(ready: &[(TopicPartition, Batch)]) -> Vec<(i32, usize)> {
-        ready.iter().map(|((_, p), batch)| (*p, batch.records.len())).collect()
+    fn taken(ready: &[Taken]) -> Vec<(i32, usize)> {
+        ready.iter().map(|t| (t.partition.1, t.batch.records.len())).collect()
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,7 +25,7 @@ use kafka_protocol::records::{
 use tokio::sync::{Notify, oneshot};
 use twinmq_runtime::{Clock, Net};
 
-use super::accumulator::{Accumulator, Appended, Batch, TopicPartition};
+use super::accumulator::{Accumulator, Appended, Batch, Taken, TopicPartition};
 use super::cluster_client::ClusterClient;
 use super::connection::ClientError;
 use super::partitioner::partition_for_key;
@@ -212,17 +212,20 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
     let mut requests = tokio::task::JoinSet::new();
     loop {
         let flushing = inner.flushing.load(Ordering::SeqCst);
-        let busy = lock(&inner.busy_leaders).clone();
-        let (drained, next_deadline) = lock(&inner.accumulator).take_ready(
-            tokio::time::Instant::now(),
-            linger,
-            inner.config.batch_bytes,
-            flushing,
-            |(topic, partition)| {
-                let leader = inner.client.leader(topic, *partition).unwrap_or(-1);
-                (leader < 0 || !busy.contains(&leader)).then_some(leader)
-            },
-        );
+        // Both locks are let go before anything awaits.
+        let (drained, next_deadline) = {
+            let busy = lock(&inner.busy_leaders);
+            lock(&inner.accumulator).take_ready(
+                tokio::time::Instant::now(),
+                linger,
+                inner.config.batch_bytes,
+                flushing,
+                |(topic, partition)| {
+                    let leader = inner.client.leader(topic, *partition).unwrap_or(-1);
+                    (leader < 0 || !busy.contains(&leader)).then_some(leader)
+                },
+            )
+        };
         if drained.is_empty() {
             let linger_ends = async {
                 match next_deadline {
@@ -242,7 +245,7 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
         // One request per leader carries every partition's batch it leads, as Kafka's sender
         // drains per node; a partition without a known leader goes alone (its retries look).
         let mut by_leader: BTreeMap<i32, Vec<Ready>> = BTreeMap::new();
-        for ((topic, partition), batch) in drained {
+        for Taken { partition: (topic, partition), leader, batch } in drained {
             let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
             let base_sequence = match ids {
                 Some(_) => {
@@ -255,7 +258,6 @@ async fn run_sender<N: Net>(inner: Arc<Inner<N>>) {
                 None => -1,
             };
             let encoded = encode(&batch.records, ids, base_sequence);
-            let leader = inner.client.leader(&topic, partition).unwrap_or(-1);
             by_leader.entry(leader).or_default().push(Ready { topic, partition, encoded, batch });
         }
         for (leader, group) in by_leader {

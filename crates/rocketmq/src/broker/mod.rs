@@ -222,14 +222,16 @@ impl<E: Env> Broker<E> {
         let registration =
             tokio::spawn(register_periodically(Arc::clone(&processor), shutdown.clone()));
         let every = |interval_ms: u64, task: fn(&BrokerProcessor<E>)| {
-            tokio::spawn(periodically(Arc::clone(&processor), interval_ms, shutdown.clone(), task))
+            let run = move |processor: Arc<BrokerProcessor<E>>| async move { task(&processor) };
+            tokio::spawn(periodically(Arc::clone(&processor), interval_ms, shutdown.clone(), run))
         };
         let config = &processor.config;
         let persisting = every(config.offsets_persist_interval_ms, persist_offsets);
-        let checkpointing = tokio::spawn(checkpoint_periodically(
+        let checkpointing = tokio::spawn(periodically(
             Arc::clone(&processor),
             config.checkpoint_interval_ms,
             shutdown.clone(),
+            checkpoint_store,
         ));
         let housekeeping = every(config.client_scan_interval_ms, |processor| {
             processor.expire_silent_clients();
@@ -376,11 +378,11 @@ async fn register_periodically<E: Env>(processor: Arc<BrokerProcessor<E>>, shutd
 }
 
 /// Runs `task` on the broker every `interval_ms` (at least 1 ms) until `shutdown`.
-async fn periodically<E: Env>(
+async fn periodically<E: Env, T: Future<Output = ()>>(
     processor: Arc<BrokerProcessor<E>>,
     interval_ms: u64,
     shutdown: Shutdown,
-    task: fn(&BrokerProcessor<E>),
+    task: impl Fn(Arc<BrokerProcessor<E>>) -> T,
 ) {
     let interval = Duration::from_millis(interval_ms.max(1));
     loop {
@@ -389,7 +391,7 @@ async fn periodically<E: Env>(
             () = shutdown.wait() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        task(&processor);
+        task(Arc::clone(&processor)).await;
     }
 }
 
@@ -402,27 +404,14 @@ fn persist_offsets<E: Env>(processor: &BrokerProcessor<E>) {
     }
 }
 
-/// Checkpoints the store every `interval_ms` (`flushIntervalConsumeQueue`) until `shutdown`;
-/// a failure is logged. The store's lock is held only while the checkpoint is gathered, not
-/// during its fsyncs, so sends go on meanwhile.
-async fn checkpoint_periodically<E: Env>(
-    processor: Arc<BrokerProcessor<E>>,
-    interval_ms: u64,
-    shutdown: Shutdown,
-) {
-    let interval = Duration::from_millis(interval_ms.max(1));
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let plan = match processor.store.lock() {
-            Ok(mut store) => store.begin_checkpoint(),
-            Err(_) => return,
-        };
-        if let Err(error) = async { plan?.finish().await }.await {
-            tracing::error!(%error, "store checkpoint failed");
-        }
+/// Checkpoints the store (`flushIntervalConsumeQueue`); a failure is logged. The store's lock
+/// is held only while the checkpoint is gathered, not during its fsyncs, so sends go on.
+async fn checkpoint_store<E: Env>(processor: Arc<BrokerProcessor<E>>) {
+    let plan = match processor.store.lock() {
+        Ok(mut store) => store.begin_checkpoint(),
+        Err(_) => return,
+    };
+    if let Err(error) = async { plan?.finish().await }.await {
+        tracing::error!(%error, "store checkpoint failed");
     }
 }
